@@ -1,0 +1,34 @@
+"""handsign: train, evaluate and deploy small classifiers for MNIST digits and ASL letters.
+
+The Python API mirrors the CLI verbs: ``train``, ``evaluate``, ``load_model``, ``predict`` ...
+Heavy modules (torch) are imported lazily so that ``import handsign`` stays cheap and the
+deploy path (ONNX Runtime + Pillow + NumPy) never imports torch.
+"""
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first access (PEP 562)
+_API = {
+    "TrainConfig": "handsign.config",
+    "RECIPES": "handsign.config",
+    "get_recipe": "handsign.config",
+    "train": "handsign.train",
+    "evaluate": "handsign.evaluate",
+    "load_model": "handsign.checkpoint",
+    "save_checkpoint": "handsign.checkpoint",
+    "create_model": "handsign.models",
+    "load_dataset": "handsign.data",
+    "HandsignError": "handsign.errors",
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'handsign' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_API))

@@ -1,0 +1,3 @@
+from handsign.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""Checkpoints: safetensors weights + JSON metadata, written atomically, loaded without pickle.
+
+Layout of `NAME.safetensors`: the model's state dict (plus `train_state.*` tensors in resumable
+checkpoints) and, in the safetensors header's `__metadata__["handsign"]`, one JSON document:
+format, architecture and its arguments, labels, preprocessing spec, config, metrics, data
+fingerprint and versions. `NAME.json` beside it is a readable copy of that document.
+The header is the source of truth: one file, one atomic rename, so a kill never pairs new
+weights with old metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+from handsign.errors import CheckpointError
+
+FORMAT = "handsign-checkpoint"
+FORMAT_VERSION = 1
+TRAIN_STATE_PREFIX = "train_state."
+MAX_HEADER_BYTES = 100 * 2**20
+
+
+def resolve_checkpoint(path) -> Path:
+    """A run directory (-> best.safetensors), a .json sidecar or a .safetensors file -> the weights file."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.safetensors", "last.safetensors", "model.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p}: no best.safetensors, last.safetensors or model.safetensors in this folder")
+    if p.suffix == ".json" and p.with_suffix(".safetensors").is_file():
+        return p.with_suffix(".safetensors")
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file or folder")
+    return p
+
+
+def read_metadata(path) -> dict:
+    """The JSON metadata from a safetensors header, read without torch and without loading weights."""
+    p = resolve_checkpoint(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{p}: too short to be a safetensors file ({size} bytes)")
+            (n,) = struct.unpack("<Q", head)
+            if n > min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"{p}: not a safetensors file (header length {n} does not fit a {size}-byte file)")
+            header = json.loads(f.read(n))
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{p}: not a safetensors file ({type(e).__name__})") from None
+    raw = (header.get("__metadata__") or {}).get("handsign") if isinstance(header, dict) else None
+    if raw is None:
+        raise CheckpointError(f"{p}: a safetensors file without handsign metadata (import other models with "
+                              f"'handsign import-course-model')")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise CheckpointError(f"{p}: handsign metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: metadata is not a {FORMAT}")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{p}: format version {meta.get('format_version')} is newer than this handsign "
+                              f"reads ({FORMAT_VERSION}); upgrade handsign")
+    for key in ("architecture", "labels", "preprocess"):
+        if key not in meta:
+            raise CheckpointError(f"{p}: metadata has no {key!r}")
+    return meta
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_checkpoint(path, model, meta: dict, extra_tensors: dict | None = None) -> Path:
+    """Save weights (+ optional train_state tensors) and metadata; returns the .safetensors path."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for k, v in (extra_tensors or {}).items():
+        tensors[TRAIN_STATE_PREFIX + k] = v.detach().cpu().contiguous()
+    text = json.dumps(meta, sort_keys=True)
+    atomic_write_bytes(path, save(tensors, metadata={"handsign": text}))
+    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True).encode())
+    return path
+
+
+def load_tensors(path) -> dict:
+    """All tensors of a safetensors file (safetensors never unpickles)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = resolve_checkpoint(path)
+    try:
+        return load_file(str(p))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{p}: corrupt or truncated safetensors file ({e})") from None
+
+
+class LoadedModel:
+    """A model in eval mode with what it needs to be used: labels, preprocessing spec, metadata."""
+
+    def __init__(self, model, meta: dict, path: Path):
+        self.model, self.meta, self.path = model, meta, path
+        self.labels = list(meta["labels"])
+        self.preprocess = meta["preprocess"]
+
+    def __repr__(self):
+        return f"LoadedModel({self.meta['architecture']['name']}, {len(self.labels)} labels, {self.path})"
+
+
+def build_from_metadata(meta: dict, where: str = "checkpoint"):
+    from handsign.errors import HandsignError
+    from handsign.models import create_model
+    from handsign.preprocess import check_spec
+
+    arch = meta["architecture"]
+    try:
+        check_spec(meta["preprocess"])
+        return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
+    except (HandsignError, ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{where}: metadata does not describe a valid model ({e})") from None
+
+
+def load_model(path, device: str = "cpu") -> LoadedModel:
+    """Load any handsign checkpoint (file, sidecar or run folder); checks weights against metadata."""
+    from handsign.models import num_outputs
+
+    p = resolve_checkpoint(path)
+    meta = read_metadata(p)
+    model = build_from_metadata(meta, str(p))
+    tensors = {k: v for k, v in load_tensors(p).items() if not k.startswith(TRAIN_STATE_PREFIX)}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+                 f"shape of {wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}"
+                 if wrong else ""]
+        raise CheckpointError(f"{p}: weights do not match the metadata's {meta['architecture']['name']!r} model: "
+                              + "; ".join(x for x in parts if x))
+    model.load_state_dict(tensors, strict=True)
+    if num_outputs(model) != len(meta["labels"]):
+        raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta['labels'])} labels")
+    return LoadedModel(model.to(device).eval(), meta, p)
+
+
+def load_train_state(path) -> tuple[dict, dict, dict]:
+    """(model state, train_state tensors, metadata) of a resumable checkpoint."""
+    p = resolve_checkpoint(path)
+    meta = read_metadata(p)
+    tensors = load_tensors(p)
+    model_state = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_STATE_PREFIX)}
+    state = {k[len(TRAIN_STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(TRAIN_STATE_PREFIX)}
+    if "train_state" not in meta:
+        raise CheckpointError(f"{p}: not a resumable checkpoint (no training state)")
+    return model_state, state, meta
+
+
+def optimizer_state_to_tensors(optimizer) -> tuple[dict, dict]:
+    """Split an optimizer state dict into safetensors-able tensors and JSON-able rest."""
+    import torch
+
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optimizer.{idx}.{name}"] = v
+            else:
+                scalars[f"{idx}.{name}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_state_from_tensors(tensors: dict, info: dict) -> dict:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("optimizer."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    for key, v in info.get("scalars", {}).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    return {"state": state, "param_groups": info["param_groups"]}

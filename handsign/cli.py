@@ -1,0 +1,156 @@
+"""Command line: a thin layer over the Python API of the same names.
+
+A user's mistake (bad flag, missing file, bad data, hostile model) prints one line
+`handsign: error: ...` and exits 2; a stopped training run exits 128 + the signal number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from handsign.errors import HandsignError
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train a model from a recipe", description="Train a model. "
+                       "Start from a named recipe (see 'handsign recipes') and override any setting.")
+    p.add_argument("--recipe", default="", help="named recipe, e.g. course-asl-cnn")
+    p.add_argument("--resume", metavar="RUN", help="continue the stopped run in folder RUN")
+    p.add_argument("--dataset", choices=["mnist", "sign_mnist", "folder"])
+    p.add_argument("--image-folder", help="root/<class>/*.png for --dataset folder")
+    p.add_argument("--model", help="model name (mlp, cnn, ...)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", choices=["none", "course"])
+    p.add_argument("--augment-per-batch", action="store_const", const=True,
+                   help="one random augmentation per batch, as the course did")
+    p.add_argument("--valid-fraction", type=float)
+    p.add_argument("--valid-from-test", action="store_const", const=True,
+                   help="validate on the test file, as the course did (biased)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="use only the first N training samples (smoke runs)")
+    p.add_argument("--data-dir", help="data root (default $HANDSIGN_DATA or ./data)")
+    p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
+    p.add_argument("--device", help="auto | cpu | cuda | mps")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(a) -> int:
+    from handsign.config import make_config
+    from handsign.train import train
+
+    if a.resume:
+        train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
+        return 0
+    cfg = make_config(a.recipe, dataset=a.dataset, image_folder=a.image_folder, model=a.model, epochs=a.epochs,
+                      batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
+                      schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
+                      augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
+                      valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
+                      out=a.out, device=a.device, threads=a.threads)
+    train(cfg, show_progress=not a.quiet)
+    return 0
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="accuracy, per-class table, confusion matrix, worst mistakes")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN")
+    p.add_argument("--split", choices=["test", "valid"], default="test")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", help="folder for confusion.png and mistakes.png")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(a) -> int:
+    from handsign.evaluate import evaluate, format_report
+
+    result = evaluate(a.checkpoint, split=a.split, data_dir=a.data_dir, out=a.out, device=a.device)
+    print(json.dumps(result) if a.json else format_report(result))
+    return 0
+
+
+def _add_recipes(sub):
+    p = sub.add_parser("recipes", help="list the named recipes")
+    p.set_defaults(func=cmd_recipes)
+
+
+def cmd_recipes(a) -> int:
+    from handsign.config import RECIPES
+
+    width = max(map(len, RECIPES))
+    for name, r in RECIPES.items():
+        print(f"{name:<{width}}  {r['description']}")
+    return 0
+
+
+def _add_augment_preview(sub):
+    p = sub.add_parser("augment-preview", help="PNG grid of training images and augmented copies")
+    p.add_argument("--recipe", default="course-asl-cnn-aug")
+    p.add_argument("--dataset", choices=["mnist", "sign_mnist"])
+    p.add_argument("--augment", choices=["course"], default="course")
+    p.add_argument("--per-batch", action="store_true", help="one draw for all copies, as the course did")
+    p.add_argument("--n", type=int, default=8, help="number of training images (rows)")
+    p.add_argument("--copies", type=int, default=7, help="augmented copies per image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.add_argument("--out", default="augment-preview.png")
+    p.set_defaults(func=cmd_augment_preview)
+
+
+def cmd_augment_preview(a) -> int:
+    from handsign.evaluate import augment_preview
+
+    path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
+                           data_dir=a.data_dir, out=a.out, per_batch=a.per_batch)
+    print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = [_add_train, _add_evaluate, _add_recipes, _add_augment_preview]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from handsign import __version__
+
+    parser = argparse.ArgumentParser(prog="handsign", description="Train, evaluate and deploy small classifiers "
+                                     "for MNIST digits and ASL letters.")
+    parser.add_argument("--version", action="version", version=f"handsign {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except HandsignError as e:
+        from handsign.train import TrainingInterrupted
+
+        print(f"handsign: error: {e}", file=sys.stderr)
+        return 128 + e.signum if isinstance(e, TrainingInterrupted) else 2
+    except KeyboardInterrupt:
+        print("handsign: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

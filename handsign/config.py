@@ -1,0 +1,125 @@
+"""The typed run configuration and the named recipes (plain data, no code paths)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from handsign.errors import HandsignError
+
+DATASETS = ("mnist", "sign_mnist", "folder")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "onecycle", "cosine")
+AUGMENTS = ("none", "course")
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = ""                 # name of the recipe these settings came from ("" = none)
+    dataset: str = "sign_mnist"      # mnist | sign_mnist | folder
+    image_folder: str = ""           # root/<class>/*.png, when dataset == "folder"
+    model: str = "cnn"               # registry name in handsign.models.MODELS
+    model_args: dict = field(default_factory=dict)  # extra keyword arguments for the model
+    epochs: int = 20                 # full passes over the training split
+    batch_size: int = 32             # images per optimizer step
+    lr: float = 1e-3                 # peak learning rate
+    optimizer: str = "adam"          # adam | adamw | sgd (momentum 0.9, nesterov)
+    weight_decay: float = 0.0        # L2 (adam/sgd) or decoupled (adamw) weight decay
+    schedule: str = "constant"       # constant | onecycle | cosine, stepped per batch
+    label_smoothing: float = 0.0     # cross-entropy label smoothing, 0..1
+    augment: str = "none"            # none | course (rotation 5 deg, resized crop, flip, jitter)
+    augment_per_batch: bool = False  # course behaviour: one random draw shared by a whole batch
+    valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
+    valid_from_test: bool = False    # course behaviour: use the test file as validation
+    seed: int = 0                    # seeds weights, shuffling, dropout and augmentation
+    limit: int = 0                   # use only the first N training samples (0 = all)
+    data_dir: str = ""               # data root ("" = $HANDSIGN_DATA or ./data)
+    out: str = ""                    # run directory ("" = runs/<recipe>-<time>)
+    device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
+    threads: int = 0                 # torch CPU threads (0 = torch's default)
+    eval_batch_size: int = 1000      # images per forward pass when evaluating
+
+    def __post_init__(self):
+        def bad(flag, msg):
+            raise HandsignError(f"--{flag}: {msg}")
+
+        if self.dataset not in DATASETS:
+            bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        if self.dataset == "folder" and not self.image_folder:
+            bad("image-folder", "needed when --dataset folder")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            bad("epochs", f"must be a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            bad("batch-size", f"must be a positive integer, got {self.batch_size!r}")
+        if not self.lr > 0:
+            bad("lr", f"must be positive, got {self.lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            bad("schedule", f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.augment not in AUGMENTS:
+            bad("augment", f"unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTS)}")
+        if not 0 <= self.label_smoothing < 1:
+            bad("label-smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
+        if self.weight_decay < 0:
+            bad("weight-decay", f"must be >= 0, got {self.weight_decay!r}")
+        if not self.valid_from_test and not 0 < self.valid_fraction < 1:
+            bad("valid-fraction", f"must be in (0, 1), got {self.valid_fraction!r}")
+        if self.limit < 0:
+            bad("limit", f"must be >= 0, got {self.limit!r}")
+        if self.threads < 0:
+            bad("threads", f"must be >= 0, got {self.threads!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise HandsignError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def describe(self) -> str:
+        """Aligned 'name = value' lines, printed at the start of a run."""
+        d = self.to_dict()
+        width = max(map(len, d))
+        return "\n".join(f"  {k:<{width}} = {json.dumps(v)}" for k, v in d.items())
+
+
+# name -> description and the settings it changes from TrainConfig's defaults
+RECIPES: dict[str, dict] = {
+    "course-mnist-mlp": {
+        "description": "Course stage 1: MLP 784-512-512-10 on MNIST, Adam 1e-3, batch 32, 5 epochs",
+        "settings": {"dataset": "mnist", "model": "mlp", "epochs": 5, "batch_size": 32, "lr": 1e-3},
+    },
+    "course-asl-mlp": {
+        "description": "Course stage 2: the same MLP on ASL letters, 20 epochs; shows overfitting",
+        "settings": {"dataset": "sign_mnist", "model": "mlp", "epochs": 20, "batch_size": 32, "lr": 1e-3},
+    },
+    "course-asl-cnn": {
+        "description": "Course stage 3: 3 conv blocks (25-50-75 ch) + dense 512 on ASL, 20 epochs",
+        "settings": {"dataset": "sign_mnist", "model": "cnn", "epochs": 20, "batch_size": 32, "lr": 1e-3},
+    },
+    "course-asl-cnn-aug": {
+        "description": "Course stage 4: the CNN with the course's augmentation (rotate, crop, flip, jitter), 20 epochs",
+        "settings": {"dataset": "sign_mnist", "model": "cnn", "epochs": 20, "batch_size": 32, "lr": 1e-3,
+                     "augment": "course"},
+    },
+}
+
+
+def get_recipe(name: str) -> dict:
+    """Settings of a named recipe; an unknown name lists the valid ones."""
+    if name not in RECIPES:
+        raise HandsignError(f"unknown recipe {name!r}; choose from: {', '.join(RECIPES)}")
+    return dict(RECIPES[name]["settings"])
+
+
+def make_config(recipe: str = "", **overrides) -> TrainConfig:
+    """A recipe's settings with explicit overrides on top (None values are ignored)."""
+    settings = get_recipe(recipe) if recipe else {}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(recipe=recipe, **settings)

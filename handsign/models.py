@@ -1,0 +1,108 @@
+"""Model registry: the course's MLP and CNN, built so their layouts match the course's nn.Sequential
+state-dict keys exactly (so course models can be imported weight for weight). Models return logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from handsign.errors import HandsignError
+
+
+class ConvBlock(nn.Module):
+    """3x3 conv (pad 1) -> BatchNorm -> ReLU -> Dropout -> 2x2 max-pool: halves H and W.
+
+    Same layout as the course's MyConvBlock (`self.model` = that Sequential), hence the same keys.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.MaxPool2d(2, stride=2),
+        )
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class MLP(nn.Sequential):
+    """Flatten -> [Linear -> ReLU] * len(hidden) -> Linear. Course: 784-512-512-10 (669,706 params)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28,
+                 hidden: tuple = (512, 512)):
+        layers, width = [nn.Flatten()], in_channels * image_size * image_size
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        super().__init__(*layers)
+
+
+class CNN(nn.Sequential):
+    """ConvBlocks -> Flatten -> Linear -> Dropout -> ReLU -> Linear. Course: 404,099 params on ASL."""
+
+    def __init__(self, num_classes: int = 24, in_channels: int = 1, image_size: int = 28,
+                 channels: tuple = (25, 50, 75), dropouts: tuple = (0.0, 0.2, 0.0),
+                 hidden: int = 512, head_dropout: float = 0.3):
+        if len(dropouts) != len(channels):
+            raise HandsignError(f"cnn: {len(channels)} channels but {len(dropouts)} dropouts")
+        blocks, c = [], in_channels
+        for out, p in zip(channels, dropouts):
+            blocks.append(ConvBlock(c, out, p))
+            c = out
+        side = image_size // 2 ** len(channels)  # each block halves (floor): 28 -> 14 -> 7 -> 3
+        if side < 1:
+            raise HandsignError(f"cnn: image size {image_size} is too small for {len(channels)} blocks")
+        super().__init__(*blocks, nn.Flatten(), nn.Linear(c * side * side, hidden),
+                         nn.Dropout(head_dropout), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+MODELS = {"mlp": MLP, "cnn": CNN}
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 1, image_size: int = 28, **kwargs) -> nn.Module:
+    """Build a registered model; an unknown name or argument gives a HandsignError listing valid ones."""
+    if name not in MODELS:
+        raise HandsignError(f"unknown model {name!r}; choose from: {', '.join(MODELS)}")
+    try:
+        return MODELS[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **kwargs)
+    except TypeError as e:
+        raise HandsignError(f"model {name!r}: bad arguments {kwargs} ({e})") from None
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def num_outputs(model: nn.Module) -> int:
+    """Width of the last Linear layer: the number of classes the model predicts."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    return last.out_features
+
+
+@torch.no_grad()
+def flops_per_image(model: nn.Module, in_channels: int = 1, image_size: int = 28) -> int:
+    """Multiply-adds x 2 of one forward pass, counted from conv and linear layers via hooks."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        if isinstance(mod, nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            total += 2 * out[0].numel() * k
+        elif isinstance(mod, nn.Linear):
+            total += 2 * mod.in_features * mod.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    p = next(model.parameters())
+    model(torch.zeros(1, in_channels, image_size, image_size, device=p.device, dtype=p.dtype))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total

@@ -1,0 +1,196 @@
+"""The one preprocessing definition: any image file -> model input (1, H, W) float32 in [0, 1].
+
+Used by training on image folders, evaluation, CLI prediction, the web app and the ONNX path.
+Pure NumPy + Pillow on purpose: the deploy install predicts without importing torch.
+
+A *spec* is a small JSON-able dict stored in every checkpoint, so preprocessing travels with the
+model (timm's pretrained_cfg idea) and the consumers above cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from handsign.errors import ImageError
+
+SPEC_VERSION = 1
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 40_000_000  # ~ a 7000x5700 photo; larger files are refused before decoding (bomb guard)
+MAX_BYTES = 50 * 1024 * 1024  # refuse image files over 50 MiB before reading them
+
+# fit: how a non-square picture becomes square before resizing to `size`
+#   "pad"      pad the short side with the picture's median border colour (nothing is squashed or cut)
+#   "squash"   resize straight to size x size, as the course's keras load_img(target_size=...) did
+#   "digit"    MNIST's own recipe: crop to the ink, fit it in a 20x20 box, centre by mass in 28x28
+# invert: "auto" flips dark-on-light pictures (a digit on paper) to MNIST's light-on-dark; "never"
+SPECS = {
+    "mnist": {"version": SPEC_VERSION, "size": 28, "mode": "L", "fit": "digit", "invert": "auto"},
+    "sign_mnist": {"version": SPEC_VERSION, "size": 28, "mode": "L", "fit": "pad", "invert": "never"},
+}
+_FITS = {"pad", "squash", "digit"}
+_INVERTS = {"auto", "never", "always"}
+
+
+def default_spec(dataset: str) -> dict:
+    """Preprocessing spec for a built-in dataset; image folders use the sign_mnist one (pad)."""
+    return dict(SPECS.get(dataset, SPECS["sign_mnist"]))
+
+
+def check_spec(spec: dict) -> dict:
+    """Validate a spec read from a checkpoint; raise ValueError naming the bad field."""
+    if not isinstance(spec, dict):
+        raise ValueError("preprocess spec must be an object")
+    if spec.get("version") != SPEC_VERSION:
+        raise ValueError(f"preprocess spec version {spec.get('version')!r} is not {SPEC_VERSION}")
+    size = spec.get("size")
+    if not isinstance(size, int) or not 8 <= size <= 512:
+        raise ValueError(f"preprocess size {size!r} must be an integer in 8..512")
+    if spec.get("mode") != "L":
+        raise ValueError(f"preprocess mode {spec.get('mode')!r} is not supported (only 'L')")
+    if spec.get("fit") not in _FITS:
+        raise ValueError(f"preprocess fit {spec.get('fit')!r} is not one of {sorted(_FITS)}")
+    if spec.get("invert") not in _INVERTS:
+        raise ValueError(f"preprocess invert {spec.get('invert')!r} is not one of {sorted(_INVERTS)}")
+    return spec
+
+
+def decode_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode a path or bytes into a loaded, upright PIL image; ImageError on anything unusable.
+
+    Handles EXIF orientation, animated files (first frame), palette, alpha, 16-bit and CMYK.
+    The pixel-count check runs on the header, before any pixel data is decoded.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{label}: no such file")
+        if path.is_dir():
+            raise ImageError(f"{label}: is a directory, not an image")
+        if path.stat().st_size > MAX_BYTES:
+            raise ImageError(f"{label}: file is over {MAX_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    else:
+        data = bytes(source)
+    if not data:
+        raise ImageError(f"{label}: file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            w, h = img.size
+            if w <= 0 or h <= 0:
+                raise ImageError(f"{label}: image declares {w}x{h} pixels")
+            if w * h > max_pixels:
+                raise ImageError(f"{label}: image declares {w}x{h} pixels, over the limit of {max_pixels:,}")
+            img.seek(0)  # animated GIF/WebP/PNG: the first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label}: image is too large to decode safely (decompression bomb)") from None
+    except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
+        raise ImageError(f"{label}: not a readable image ({type(e).__name__}: {e})") from None
+    return img
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> (H, W) float32 gray in [0, 255]; transparency is composited over white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        hi = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return np.clip(a * (255.0 / hi), 0, 255)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("LA", "PA", "RGBA", "La", "RGBa"):
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    if img.mode != "L":
+        img = img.convert("RGB").convert("L")  # CMYK, YCbCr, 1, RGB...: ITU-R 601-2 luma
+    return np.asarray(img, dtype=np.float32)
+
+
+def _resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
+    img = Image.fromarray(gray.astype(np.float32), mode="F")
+    # BOX averages every source pixel when shrinking a lot (no aliasing); BILINEAR when close in size
+    shrink = max(gray.shape[0] / max(h, 1), gray.shape[1] / max(w, 1))
+    resample = Image.Resampling.BOX if shrink > 2 else Image.Resampling.BILINEAR
+    return np.asarray(img.resize((w, h), resample), dtype=np.float32)
+
+
+def _border_median(gray: np.ndarray) -> float:
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border))
+
+
+def _fit_pad(gray: np.ndarray, size: int) -> np.ndarray:
+    h, w = gray.shape
+    side = max(h, w)
+    canvas = np.full((side, side), _border_median(gray), dtype=np.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top:top + h, left:left + w] = gray
+    return _resize(canvas, size, size)
+
+
+def _fit_digit(gray: np.ndarray, size: int) -> np.ndarray:
+    """MNIST recipe: ink bounding box -> fit in a (20/28*size) box keeping aspect -> centre of mass."""
+    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, dtype=bool)
+    if not ink.any():
+        return _resize(gray, size, size)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    crop = gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box = max(1, round(size * 20 / 28))
+    scale = box / max(crop.shape)
+    h, w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    small = np.clip(_resize(crop, w, h), 0, 255)
+    out = np.zeros((size, size), dtype=np.float32)
+    mass = small.sum()
+    cy = (small.sum(1) @ np.arange(h)) / mass if mass else h / 2
+    cx = (small.sum(0) @ np.arange(w)) / mass if mass else w / 2
+    top = int(np.clip(round(size / 2 - cy), 0, size - h))
+    left = int(np.clip(round(size / 2 - cx), 0, size - w))
+    out[top:top + h, left:left + w] = small
+    return out
+
+
+def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
+    """A decoded image -> (1, size, size) float32 in [0, 1], the model's input for one image.
+
+    An image already at the model's size and in gray is taken as it is (it is in the training
+    data's form), so evaluating a test sample and predicting its PNG give the same input.
+    """
+    size = spec["size"]
+    gray = to_gray(img)  # (H, W) in [0, 255]
+    if spec["invert"] == "always" or (spec["invert"] == "auto" and _border_median(gray) > 127):
+        gray = 255.0 - gray  # dark ink on light paper -> light ink on dark, as in MNIST
+    if gray.shape != (size, size):
+        if spec["fit"] == "squash":
+            gray = _resize(gray, size, size)
+        elif spec["fit"] == "digit":
+            gray = _fit_digit(gray, size)
+        else:
+            gray = _fit_pad(gray, size)
+    # round to 8-bit levels like the training data (uint8 / 255), then scale to [0, 1]
+    return (np.clip(np.rint(gray), 0, 255) / 255.0).astype(np.float32)[None]
+
+
+def load_image(source, spec: dict, *, name: str | None = None) -> np.ndarray:
+    """Path or bytes -> (1, size, size) float32 in [0, 1]."""
+    return preprocess(decode_image(source, name=name), spec)
+
+
+def load_batch(sources, spec: dict) -> np.ndarray:
+    """Many paths -> (N, 1, size, size) float32; raises ImageError on the first bad one."""
+    size = spec["size"]
+    out = np.empty((len(sources), 1, size, size), dtype=np.float32)
+    for i, src in enumerate(sources):
+        out[i] = load_image(src, spec)
+    return out

@@ -1,0 +1,349 @@
+"""Training: one loop over in-memory tensors, per-epoch metrics, checkpoints, resume, clean Ctrl-C.
+
+    train(make_config("course-asl-cnn", epochs=2)) -> RunResult
+
+Each epoch re-seeds dropout, shuffling and augmentation from (seed, epoch), and the learning rate
+is a pure function of the step, so a run resumed from the checkpoint of epoch k ends with exactly
+the metrics of an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from handsign import __version__
+from handsign.checkpoint import (atomic_write_bytes, load_train_state, optimizer_state_from_tensors,
+                                 optimizer_state_to_tensors, save_checkpoint)
+from handsign.config import TrainConfig
+from handsign.data import Dataset, load_dataset, split_train_valid
+from handsign.diagnosis import diagnose
+from handsign.errors import DataError, HandsignError
+from handsign.models import count_parameters, create_model
+from handsign.preprocess import default_spec
+from handsign.runtime import Progress, setup
+from handsign.transforms import augment_batch, get_augment
+
+
+class TrainingInterrupted(HandsignError):
+    """SIGINT/SIGTERM stopped training; the last finished epoch is saved and resumable."""
+
+    def __init__(self, signum: int, run_dir: Path, epoch: int):
+        self.signum, self.run_dir, self.epoch = signum, run_dir, epoch
+        name = signal.Signals(signum).name
+        super().__init__(f"{name}: training stopped; epoch {epoch} is saved in {run_dir}/last.safetensors. "
+                         f"Resume with: handsign train --resume {run_dir}")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    history: list          # one dict per epoch
+    metrics: dict          # final summary: best epoch, train/valid/test accuracy...
+    diagnosis: dict
+    best: Path
+    last: Path
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    valid: Dataset
+    test: Dataset | None
+    notes: list
+
+
+def prepare_data(cfg: TrainConfig) -> Splits:
+    """Train / valid / test per the config: valid is carved from train unless the course's choice is on."""
+    notes = []
+    full = load_dataset(cfg.dataset, "train", cfg.data_dir, image_folder=cfg.image_folder)
+    try:
+        test = load_dataset(cfg.dataset, "test", cfg.data_dir, image_folder=cfg.image_folder)
+    except DataError:
+        if cfg.dataset != "folder":
+            raise
+        test = None
+        notes.append("no test split (the image folder has no test/ subfolder)")
+    if cfg.limit:
+        full = full.subset(torch.arange(min(cfg.limit, len(full))))
+        notes.append(f"--limit {cfg.limit}: using the first {len(full)} training samples only")
+    if cfg.valid_from_test:
+        if test is None:
+            raise HandsignError("--valid-from-test needs a test split")
+        train, valid = full, test
+        notes.append("validating on the TEST file, as the course did: valid and test are the same data, "
+                     "so the validation numbers are not an unbiased estimate")
+    else:
+        train, valid = split_train_valid(full, cfg.valid_fraction, cfg.seed)
+    if len(train) == 0 or len(valid) == 0:
+        raise HandsignError(f"too little data: {len(train)} train and {len(valid)} valid samples "
+                            f"(raise --limit or --valid-fraction)")
+    return Splits(train, valid, test, notes)
+
+
+def make_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step `step` (0-based) of `total`: a pure function, so resume is exact."""
+    t = step / max(total, 1)
+    if cfg.schedule == "onecycle":  # linear warm-up over 25 %, then linear decay to ~0
+        return cfg.lr * (t / 0.25 if t < 0.25 else max(1 - t, 0.0) / 0.75)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    return cfg.lr
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 100_003 + epoch
+
+
+class _StopFlag:
+    """Records SIGINT/SIGTERM during training; the loop stops at the next batch boundary."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: int, device,
+                    step0: int, total_steps: int, stop: _StopFlag | None = None, show_progress=True) -> dict:
+    """One pass over `data` in shuffled batches; returns mean loss, accuracy, images/s."""
+    model.train()
+    torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
+    g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))  # order + augmentation
+    aug = get_augment(cfg.augment)
+    n = len(data)
+    perm = torch.randperm(n, generator=g)
+    steps = math.ceil(n / cfg.batch_size)
+    images, labels = data.images.to(device), data.labels.to(device)  # (N, 1, H, W) uint8 stays resident
+    progress = Progress(steps, f"epoch {epoch}/{cfg.epochs}", enabled=show_progress)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    start = time.perf_counter()
+    for b in range(steps):
+        idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
+        x = images[idx].float().div_(255)  # (B, 1, H, W) in [0, 1]
+        y = labels[idx]
+        x = augment_batch(x, aug, g, per_batch=cfg.augment_per_batch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step0 + b, total_steps, cfg)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        progress.update(len(y), loss.item() if progress.tty else None)
+        if stop is not None and stop.signum:
+            raise _Stopped
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
+            "seconds": seconds, "images_per_s": n / seconds}
+
+
+@torch.inference_mode()
+def predict_tensors(model, images: torch.Tensor, batch_size: int = 1000, device="cpu") -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N, classes) float32 logits, in eval mode, batched."""
+    model.eval()
+    out = [model(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def evaluate_tensors(model, data: Dataset, batch_size: int = 1000, device="cpu") -> dict:
+    """Mean loss and accuracy of `model` on `data` (eval mode, no augmentation)."""
+    logits = predict_tensors(model, data.images, batch_size, device)
+    return {"loss": F.cross_entropy(logits, data.labels).item(),
+            "acc": (logits.argmax(1) == data.labels).float().mean().item()}
+
+
+def _versions() -> dict:
+    return {"handsign": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _write_metrics(run_dir: Path, history: list, summary: dict | None = None):
+    cols = ["epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds", "images_per_s"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+    doc = {"history": history, **(summary or {})}
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(doc, indent=2).encode())
+
+
+def _default_run_dir(cfg: TrainConfig) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.recipe or cfg.model + '-' + cfg.dataset}-{stamp}"
+
+
+def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None = None,
+          log=print, show_progress: bool = True) -> RunResult:
+    """Train per `config`, or continue the run folder `resume` (optionally to a new `epochs`)."""
+    if resume is not None:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise HandsignError(f"--resume {run_dir}: not a handsign run folder (no config.json)")
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        if epochs:
+            cfg.epochs = epochs
+            cfg.__post_init__()
+    else:
+        cfg = config or TrainConfig()
+        run_dir = Path(cfg.out) if cfg.out else _default_run_dir(cfg)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise HandsignError(f"--out {run_dir}: folder exists and is not empty (use --resume {run_dir} "
+                                f"to continue it, or another --out)")
+        cfg.out = str(run_dir)
+
+    device = setup(cfg.seed, cfg.device, cfg.threads)
+    splits = prepare_data(cfg)
+    classes = splits.train.classes
+    spec = default_spec(cfg.dataset)
+    arch = {"name": cfg.model, "args": {"in_channels": 1, "image_size": splits.train.images.shape[-1],
+                                        **cfg.model_args}}
+    model = create_model(cfg.model, len(classes), **arch["args"]).to(device)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    history, start_epoch, best_acc = [], 1, -1.0
+    if resume is not None:
+        model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta["train_state"]["optimizer"]))
+        history = meta["train_state"]["history"]
+        start_epoch = meta["train_state"]["epoch"] + 1
+        best_acc = max((h["valid_acc"] for h in history), default=-1.0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+
+    log(f"handsign {__version__} | {'resuming' if resume else 'run'} {run_dir} | device {device} | "
+        f"{cfg.model}: {count_parameters(model):,} parameters")
+    log(cfg.describe())
+    log(f"data: {cfg.dataset} train {len(splits.train)}, valid {len(splits.valid)}, "
+        f"test {len(splits.test) if splits.test is not None else 0}")
+    for note in splits.notes:
+        log(f"NOTE: {note}")
+
+    data_info = {"dataset": cfg.dataset, "source": splits.train.source, "n_train": len(splits.train),
+                 "n_valid": len(splits.valid), "n_test": len(splits.test) if splits.test is not None else 0,
+                 "train_fingerprint": splits.train.fingerprint(), "valid_from_test": cfg.valid_from_test}
+
+    def meta_for(metrics: dict, train_state: dict | None = None) -> dict:
+        m = {"architecture": arch, "labels": classes, "task": cfg.dataset, "preprocess": spec,
+             "recipe": cfg.recipe, "config": cfg.to_dict(), "metrics": metrics, "data": data_info,
+             "versions": _versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        if train_state is not None:
+            m["train_state"] = train_state
+        return m
+
+    def save_last(epoch: int):
+        opt_tensors, opt_info = optimizer_state_to_tensors(optimizer)
+        metrics = history[-1] if history else {}
+        save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
+            "epoch": epoch, "history": history, "optimizer": opt_info}), opt_tensors)
+
+    if resume is None:
+        save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time
+
+    epoch = start_epoch - 1
+    with _StopFlag() as stop:
+        try:
+            for epoch in range(start_epoch, cfg.epochs + 1):
+                tr = train_one_epoch(model, splits.train, optimizer, cfg, epoch, device,
+                                     (epoch - 1) * steps_per_epoch, total_steps, stop, show_progress)
+                va = evaluate_tensors(model, splits.valid, cfg.eval_batch_size, device)
+                row = {"epoch": epoch, **tr, "valid_loss": va["loss"], "valid_acc": va["acc"],
+                       "lr": optimizer.param_groups[0]["lr"]}
+                history.append(row)
+                if va["acc"] > best_acc:
+                    best_acc = va["acc"]
+                    save_checkpoint(run_dir / "best.safetensors", model, meta_for(dict(row)))
+                save_last(epoch)
+                _write_metrics(run_dir, history)
+                log(f"epoch {epoch:>3}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
+                    f"valid loss {va['loss']:.4f} acc {va['acc']:.2%}  {tr['seconds']:.1f}s "
+                    f"{tr['images_per_s']:,.0f} img/s" + ("  *best" if va["acc"] == best_acc else ""))
+        except _Stopped:
+            raise TrainingInterrupted(stop.signum, run_dir, epoch - 1) from None
+
+    return finish(run_dir, log=log)
+
+
+def finish(run_dir: Path, log=print) -> RunResult:
+    """After the last epoch: test accuracy of best and last, curves, diagnosis, final metrics."""
+    from handsign.checkpoint import load_model, read_metadata
+    from handsign.plots import learning_curves
+
+    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    device = setup(cfg.seed, cfg.device, cfg.threads)
+    splits = prepare_data(cfg)
+    history = read_metadata(run_dir / "last.safetensors")["train_state"]["history"]
+    results = {}
+    for name in ("best", "last"):
+        path = run_dir / f"{name}.safetensors"
+        loaded = load_model(path, device=str(device))
+        meta = loaded.meta
+        metrics = dict(meta["metrics"])
+        if splits.test is not None:
+            te = evaluate_tensors(loaded.model, splits.test, cfg.eval_batch_size, device)
+            metrics.update(test_loss=te["loss"], test_acc=te["acc"])
+        meta["metrics"] = metrics
+        tensors = {}
+        if name == "last":
+            from handsign.checkpoint import load_train_state
+            _, tensors, _ = load_train_state(path)
+        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+        save_checkpoint(path, loaded.model, meta, tensors)
+        results[name] = metrics
+    diag = diagnose(history)
+    best = results["best"]
+    summary = {"best_epoch": best["epoch"], "best": best, "last": results["last"], "diagnosis": diag,
+               "recipe": cfg.recipe, "valid_from_test": cfg.valid_from_test}
+    _write_metrics(run_dir, history, summary)
+    learning_curves(history, run_dir / "curves.png", title=f"{cfg.recipe or cfg.model} ({cfg.dataset})")
+    test_txt = f", test {best['test_acc']:.2%}" if "test_acc" in best else ""
+    log(f"best epoch {best['epoch']}: train {best['train_acc']:.2%}, valid {best['valid_acc']:.2%}{test_txt}")
+    log(f"diagnosis: {diag['text']}")
+    log(f"saved {run_dir}/best.safetensors, last.safetensors, metrics.csv, metrics.json, curves.png")
+    return RunResult(run_dir, history, summary, diag, run_dir / "best.safetensors", run_dir / "last.safetensors")
