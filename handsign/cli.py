@@ -117,7 +117,34 @@ def cmd_augment_preview(a) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_evaluate, _add_recipes, _add_augment_preview]
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="predict the label of image files")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB")
+    p.add_argument("--model", default="asl", help="bundled name (asl, mnist) or a checkpoint/run/.onnx path")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(a) -> int:
+    from handsign.predict import Predictor, expand_inputs
+
+    if a.top_k < 1:
+        raise HandsignError("--top-k must be at least 1")
+    paths = expand_inputs(a.inputs)
+    predictor = Predictor.load(a.model, a.backend)
+    for r in predictor.predict_files(paths, top_k=a.top_k, batch_size=a.batch_size):
+        if a.json:
+            print(json.dumps(r), flush=False)
+        else:
+            top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
+            print(f"{r['path']}: {r['label']} ({r['probability']:.1%})  top: {top}")
+    return 0
+
+
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview]
 
 
 def build_parser() -> argparse.ArgumentParser:

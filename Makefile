@@ -1,0 +1,21 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the tests).
+# Both create .venv and install handsign into it first (torch from the local wheel cache: ~2 min).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# the real data sets: ../shared/data beside the checkout if present, else ./data
+export HANDSIGN_DATA ?= $(abspath $(firstword $(wildcard ../shared/data) data))
+
+.PHONY: install test demo
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(VENV)/bin/handsign train --recipe course-asl-cnn --epochs 2 --out runs/demo-$$(date +%Y%m%d-%H%M%S)

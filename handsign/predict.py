@@ -1,0 +1,162 @@
+"""Predict labels of image files with a saved model: the torch path, or ONNX Runtime without torch.
+
+    Predictor.load("asl").predict_files(["photo.png"], top_k=3)
+
+Nothing here imports torch at module level: with backend="onnx" (the deploy install) torch is
+never imported. Both backends share `handsign.preprocess`, driven by the spec in the model's metadata.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+
+from handsign import preprocess as pp
+from handsign.checkpoint import read_metadata, resolve_checkpoint
+from handsign.errors import CheckpointError, HandsignError, ImageError
+
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+BUNDLED = ("asl", "mnist")  # names usable as --model; files bundled/<name>.safetensors/.json/.onnx
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A bundled name ('asl', 'mnist') or a path (checkpoint, sidecar JSON, run folder, .onnx)."""
+    if str(model) in BUNDLED:
+        path = BUNDLED_DIR / f"{model}.safetensors"
+        if not path.is_file():
+            raise CheckpointError(f"bundled model {model!r} is missing from {BUNDLED_DIR} (broken install?)")
+        return path
+    p = Path(model)
+    if p.suffix == ".onnx":
+        if not p.is_file():
+            raise CheckpointError(f"{p}: no such file")
+        return p
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such model file or folder; use a path or one of: {', '.join(BUNDLED)}")
+    return resolve_checkpoint(p)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Predictor:
+    """A loaded model (torch or ONNX Runtime) + its labels and preprocessing spec."""
+
+    def __init__(self, meta: dict, run, backend: str, source: Path):
+        self.meta, self._run, self.backend, self.source = meta, run, backend, source
+        self.labels = list(meta["labels"])
+        self.spec = pp.check_spec(dict(meta["preprocess"]))
+        self.name = meta.get("name") or source.stem
+
+    @classmethod
+    def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu") -> "Predictor":
+        """backend: torch | onnx | auto (onnx when an .onnx file sits beside the checkpoint and torch
+        is not already imported... kept simple: auto = onnx if available beside it, else torch)."""
+        path = resolve_model(model)
+        if backend not in ("auto", "torch", "onnx"):
+            raise HandsignError(f"--backend: choose auto, torch or onnx, not {backend!r}")
+        onnx_path = path if path.suffix == ".onnx" else path.with_suffix(".onnx")
+        if backend == "auto":
+            backend = "onnx" if onnx_path.is_file() and _have_onnxruntime() else "torch"
+        if backend == "onnx":
+            from handsign.onnx_runtime import load_onnx
+
+            meta, run = load_onnx(onnx_path)
+            return cls(meta, run, "onnx", onnx_path)
+        if path.suffix == ".onnx":
+            raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
+        from handsign.checkpoint import load_model
+
+        loaded = load_model(path, device=device)
+        import torch
+
+        model_ = loaded.model
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return model_(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        return cls(loaded.meta, run, "torch", path)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, 1, S, S) float32 in [0, 1] -> (N, classes) float32 logits."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        size = self.spec["size"]
+        if x.ndim != 4 or x.shape[1:] != (1, size, size):
+            raise HandsignError(f"input must have shape [N, 1, {size}, {size}], got {list(x.shape)}")
+        return self._run(x)
+
+    def predict_arrays(self, x: np.ndarray, top_k: int = 3) -> list[dict]:
+        probs = softmax(self.logits(x).astype(np.float64))
+        k = max(1, min(top_k, len(self.labels)))
+        out = []
+        for p in probs:
+            order = np.argsort(-p, kind="stable")[:k]
+            top = [[self.labels[i], round(float(p[i]), 6)] for i in order]
+            out.append({"label": top[0][0], "probability": top[0][1], "top": top})
+        return out
+
+    def predict_files(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
+                      on_error=None) -> list[dict]:
+        """Decode + preprocess + predict many files in batches. A bad file raises ImageError unless
+        `on_error(name, error)` is given, in which case it is reported and skipped."""
+        names = names or [str(s) for s in sources]
+        results = []
+        for start in range(0, len(sources), batch_size):
+            arrays, kept = [], []
+            for src, name in zip(sources[start:start + batch_size], names[start:start + batch_size]):
+                try:
+                    arrays.append(pp.load_image(src, self.spec, name=name))
+                    kept.append(name)
+                except ImageError as e:
+                    if on_error is None:
+                        raise
+                    on_error(name, e)
+            if arrays:
+                for name, r in zip(kept, self.predict_arrays(np.stack(arrays), top_k)):
+                    results.append({"path": name, **r})
+        return results
+
+
+def _have_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """IMAGE | DIR | GLOB arguments -> image paths (a folder gives its image files, sorted)."""
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in pp.IMAGE_EXTENSIONS and f.is_file())
+            if not found:
+                raise ImageError(f"{p}: folder has no images (.png, .jpg, .bmp, .gif, .webp)")
+            paths += found
+        elif p.exists():
+            paths.append(p)
+        elif any(c in item for c in "*?["):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+            if not found:
+                raise ImageError(f"{item}: pattern matches no files")
+            paths += found
+        else:
+            raise ImageError(f"{p}: no such file")
+    return paths
+
+
+def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto") -> list[dict]:
+    """Python API of `handsign predict`: paths/folders/globs -> one dict per image."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = expand_inputs([str(i) for i in inputs])
+    return Predictor.load(model, backend).predict_files(paths, top_k=top_k)
