@@ -336,7 +336,7 @@ def finish(run_dir: Path, log=print) -> RunResult:
         meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
         save_checkpoint(path, loaded.model, meta, tensors)
         results[name] = metrics
-    diag = diagnose(history)
+    diag = diagnose(history, test_acc=results["last"].get("test_acc"))
     best = results["best"]
     summary = {"best_epoch": best["epoch"], "best": best, "last": results["last"], "diagnosis": diag,
                "recipe": cfg.recipe, "valid_from_test": cfg.valid_from_test}
