@@ -31,8 +31,9 @@ def train_command(meta: dict) -> str:
     recipe = cfg.get("recipe", "")
     base = TrainConfig(recipe=recipe, **(get_recipe(recipe) if recipe else {})).to_dict()
     parts = ["handsign", "train"] + (["--recipe", recipe] if recipe else [])
-    for key, value in cfg.items():
-        if key in NOT_FLAGS or value == base.get(key):
+    for key in base:  # TrainConfig's field order (the stored JSON has its keys sorted)
+        value = cfg.get(key, base[key])
+        if key in NOT_FLAGS or value == base[key]:
             continue
         flag = "--" + key.replace("_", "-")
         parts += [flag] if value is True else [flag, str(value)]

@@ -158,7 +158,8 @@ def _add_export(sub):
                        description="Export a checkpoint to ONNX with a dynamic batch dimension and the model's "
                        "metadata embedded, then check ONNX Runtime against torch on a random batch.")
     p.add_argument("model", metavar="MODEL", help="checkpoint, run folder or bundled name")
-    p.add_argument("out", metavar="OUT", nargs="?", help="output .onnx file (default: beside the checkpoint)")
+    p.add_argument("out", metavar="OUT", help="output .onnx file; name it like the checkpoint (best.safetensors "
+                   "-> best.onnx) so that 'predict --backend auto' finds it")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.set_defaults(func=cmd_export)
 

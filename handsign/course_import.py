@@ -67,7 +67,9 @@ def read_course_model(path) -> nn.Module:
         m = re.search(r"GLOBAL (\S+)", str(e))
         if m:
             raise _refused(p, m.group(1)) from None
-        raise CheckpointError(f"{p}: refused: {str(e).strip().splitlines()[0][:200]}") from None
+        why = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:150]
+        raise CheckpointError(f"{p}: not a torch.save file of a course model (the safe unpickler stopped: "
+                              f"{why})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{p}: not a torch.save file ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(obj, nn.Sequential):
