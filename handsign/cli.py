@@ -121,10 +121,12 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="predict the label of image files")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB")
     p.add_argument("--model", default="asl", help="bundled name (asl, mnist) or a checkpoint/run/.onnx path")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=3, help="how many labels to list per image (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto: ONNX Runtime when the model's .onnx file exists and onnxruntime is installed, "
+                   "else torch")
+    p.add_argument("--batch-size", type=int, default=64, help="images decoded and predicted together")
     p.set_defaults(func=cmd_predict)
 
 
