@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -61,13 +62,14 @@ def read_course_model(path) -> nn.Module:
         raise _refused(p, bad[0])
     safe = [*COURSE_LAYERS, *((CourseConvBlock, g) for g in blocks)]
     try:
-        with torch.serialization.safe_globals(safe):
+        with torch.serialization.safe_globals(safe), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": the error below says what matters
             obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         m = re.search(r"GLOBAL (\S+)", str(e))
         if m:
             raise _refused(p, m.group(1)) from None
-        why = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:150]
+        why = (str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__])[0][:150]
         raise CheckpointError(f"{p}: not a torch.save file of a course model (the safe unpickler stopped: "
                               f"{why})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
@@ -88,7 +90,10 @@ def _leaves(module: nn.Module) -> list[nn.Module]:
     if type(module) is nn.Sequential:
         return [leaf for child in module for leaf in _leaves(child)]
     if type(module) is CourseConvBlock:
-        return _leaves(module.model)
+        inner = module._modules.get("model")
+        if type(inner) is not nn.Sequential:
+            raise CheckpointError(f"{BLOCK_CLASS} has no 'model' Sequential")
+        return _leaves(inner)
     if type(module) not in COURSE_LAYERS:
         raise CheckpointError(f"unsupported layer {type(module).__name__}")
     return [module]
