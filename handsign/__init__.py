@@ -21,6 +21,8 @@ _API = {
     "create_model": "handsign.models",
     "load_dataset": "handsign.data",
     "HandsignError": "handsign.errors",
+    "Predictor": "handsign.predict",
+    "import_course_model": "handsign.course_import",
 }
 
 

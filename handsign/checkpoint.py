@@ -60,18 +60,23 @@ def read_metadata(path) -> dict:
     if raw is None:
         raise CheckpointError(f"{p}: a safetensors file without handsign metadata (import other models with "
                               f"'handsign import-course-model')")
+    return parse_metadata(raw, p)
+
+
+def parse_metadata(raw: str, where) -> dict:
+    """Check the handsign JSON document stored in a checkpoint (or an .onnx file's metadata_props)."""
     try:
         meta = json.loads(raw)
     except ValueError:
-        raise CheckpointError(f"{p}: handsign metadata is not valid JSON") from None
+        raise CheckpointError(f"{where}: handsign metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: metadata is not a {FORMAT}")
+        raise CheckpointError(f"{where}: metadata is not a {FORMAT}")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{p}: format version {meta.get('format_version')} is newer than this handsign "
+        raise CheckpointError(f"{where}: format version {meta.get('format_version')} is newer than this handsign "
                               f"reads ({FORMAT_VERSION}); upgrade handsign")
     for key in ("architecture", "labels", "preprocess"):
         if key not in meta:
-            raise CheckpointError(f"{p}: metadata has no {key!r}")
+            raise CheckpointError(f"{where}: metadata has no {key!r}")
     return meta
 
 
@@ -82,6 +87,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; a model file is for reading by others (a server)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -121,10 +121,12 @@ def _add_predict(sub):
     p = sub.add_parser("predict", help="predict the label of image files")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB")
     p.add_argument("--model", default="asl", help="bundled name (asl, mnist) or a checkpoint/run/.onnx path")
-    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--top-k", type=int, default=3, help="how many labels to list per image (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
-    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto: ONNX Runtime when the model's .onnx file exists and onnxruntime is installed, "
+                   "else torch")
+    p.add_argument("--batch-size", type=int, default=64, help="images decoded and predicted together")
     p.set_defaults(func=cmd_predict)
 
 
@@ -135,16 +137,94 @@ def cmd_predict(a) -> int:
         raise HandsignError("--top-k must be at least 1")
     paths = expand_inputs(a.inputs)
     predictor = Predictor.load(a.model, a.backend)
-    for r in predictor.predict_files(paths, top_k=a.top_k, batch_size=a.batch_size):
+    failed = []
+
+    def skip(name, error):  # a bad image among many: report it, predict the others, exit 2 at the end
+        failed.append(name)
+        print(f"handsign: error: {error}", file=sys.stderr)
+
+    for r in predictor.iter_predictions(paths, top_k=a.top_k, batch_size=a.batch_size, on_error=skip):
         if a.json:
-            print(json.dumps(r), flush=False)
+            print(json.dumps(r))
         else:
             top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
             print(f"{r['path']}: {r['label']} ({r['probability']:.1%})  top: {top}")
+    if failed:
+        print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
+        return 2
     return 0
 
 
-COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview]
+def _add_export(sub):
+    p = sub.add_parser("export", help="export a model to ONNX (checked against torch)",
+                       description="Export a checkpoint to ONNX with a dynamic batch dimension and the model's "
+                       "metadata embedded, then check ONNX Runtime against torch on a random batch.")
+    p.add_argument("model", metavar="MODEL", help="checkpoint, run folder or bundled name")
+    p.add_argument("out", metavar="OUT", help="output .onnx file; name it like the checkpoint (best.safetensors "
+                   "-> best.onnx) so that 'predict --backend auto' finds it")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(a) -> int:
+    from handsign.export import TOLERANCE, export
+
+    r = export(a.model, a.out, format=a.format)
+    print(f"wrote {r['path']} (opset {r['opset']}, input image [N,1,S,S] -> logits)")
+    print(f"check: max |logit difference| ONNX Runtime vs torch on {r['check_batch']} random images: "
+          f"{r['max_abs_diff']:.3g} (logits up to {r['max_abs_logit']:.3g}; tolerance {TOLERANCE:g} x max(1, that))")
+    return 0
+
+
+def _add_import_course_model(sub):
+    p = sub.add_parser("import-course-model", help="convert the course's torch.save(model) file, safely",
+                       description="Read a model.pth the course saved with torch.save(model) without running "
+                       "its pickle (allow-listed torch layers only) and write a handsign checkpoint.")
+    p.add_argument("pth", metavar="MODEL_PTH")
+    p.add_argument("out", metavar="OUT", help="output .safetensors file (or a folder: OUT/model.safetensors)")
+    p.add_argument("--labels", help="comma-separated class names (default: ASL letters for 24 outputs, "
+                   "digits for 10)")
+    p.set_defaults(func=cmd_import_course_model)
+
+
+def cmd_import_course_model(a) -> int:
+    from handsign.course_import import import_course_model
+
+    labels = [x.strip() for x in a.labels.split(",")] if a.labels else None
+    r = import_course_model(a.pth, a.out, labels=labels)
+    print(f"imported {a.pth}: {r['description']}")
+    print(f"check: max |logit difference| vs the course model on {r['check_batch']} random images: "
+          f"{r['max_abs_diff']:.3g}")
+    print(f"wrote {r['path']}")
+    return 0
+
+
+def _add_bundle(sub):
+    p = sub.add_parser("bundle", help="package a trained model: .safetensors, .json, .onnx and a model card",
+                       description="Write NAME.safetensors, NAME.json, NAME.onnx and NAME.md (model card) "
+                       "for a trained checkpoint; `--out handsign/bundled` makes it a bundled model.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN")
+    p.add_argument("name", metavar="NAME", help="model name, e.g. asl or mnist")
+    p.add_argument("--out", default="bundle", help="output folder (default ./bundle)")
+    p.add_argument("--command", help="the exact command that trained it (default: rebuilt from its config)")
+    p.set_defaults(func=cmd_bundle)
+
+
+def cmd_bundle(a) -> int:
+    from handsign.bundle import bundle
+
+    for path in bundle(a.checkpoint, a.name, a.out, command=a.command):
+        print(f"wrote {path}")
+    return 0
+
+
+# extra that provides a module a command may need: a missing one is a one-line hint, not a traceback
+EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "onnx": "onnx",
+            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
+
+
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_export,
+            _add_import_course_model, _add_bundle]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,10 +248,16 @@ def main(argv=None) -> int:
     try:
         return args.func(args) or 0
     except HandsignError as e:
-        from handsign.train import TrainingInterrupted
-
         print(f"handsign: error: {e}", file=sys.stderr)
-        return 128 + e.signum if isinstance(e, TrainingInterrupted) else 2
+        signum = getattr(e, "signum", None)  # TrainingInterrupted; not imported here: it would import torch
+        return 128 + signum if signum else 2
+    except ModuleNotFoundError as e:
+        root = (e.name or "").split(".")[0]
+        if root not in EXTRA_OF:
+            raise
+        print(f"handsign: error: 'handsign {args.command}' needs {root}, which is not installed: "
+              f"pip install 'handsign[{EXTRA_OF[root]}]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("handsign: interrupted", file=sys.stderr)
         return 130

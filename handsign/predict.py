@@ -9,13 +9,14 @@ never imported. Both backends share `handsign.preprocess`, driven by the spec in
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 
 from handsign import preprocess as pp
-from handsign.checkpoint import read_metadata, resolve_checkpoint
+from handsign.checkpoint import resolve_checkpoint
 from handsign.errors import CheckpointError, HandsignError, ImageError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -56,15 +57,17 @@ class Predictor:
 
     @classmethod
     def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu") -> "Predictor":
-        """backend: torch | onnx | auto (onnx when an .onnx file sits beside the checkpoint and torch
-        is not already imported... kept simple: auto = onnx if available beside it, else torch)."""
-        path = resolve_model(model)
+        """backend: "torch" (the .safetensors checkpoint), "onnx" (the .onnx file: given, or beside the
+        checkpoint) or "auto" (onnx when that file exists and onnxruntime is installed, else torch)."""
         if backend not in ("auto", "torch", "onnx"):
             raise HandsignError(f"--backend: choose auto, torch or onnx, not {backend!r}")
+        path = resolve_model(model)
         onnx_path = path if path.suffix == ".onnx" else path.with_suffix(".onnx")
         if backend == "auto":
             backend = "onnx" if onnx_path.is_file() and _have_onnxruntime() else "torch"
         if backend == "onnx":
+            if not onnx_path.is_file():
+                raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path}'")
             from handsign.onnx_runtime import load_onnx
 
             meta, run = load_onnx(onnx_path)
@@ -76,11 +79,11 @@ class Predictor:
         loaded = load_model(path, device=device)
         import torch
 
-        model_ = loaded.model
+        net = loaded.model
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return model_(torch.from_numpy(x).to(device)).float().cpu().numpy()
+                return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
 
         return cls(loaded.meta, run, "torch", path)
 
@@ -102,12 +105,16 @@ class Predictor:
             out.append({"label": top[0][0], "probability": top[0][1], "top": top})
         return out
 
-    def predict_files(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
-                      on_error=None) -> list[dict]:
-        """Decode + preprocess + predict many files in batches. A bad file raises ImageError unless
-        `on_error(name, error)` is given, in which case it is reported and skipped."""
+    def iter_predictions(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
+                         on_error=None):
+        """Decode + preprocess + predict files, `batch_size` at a time; yields one dict per image, in order.
+
+        A bad file raises ImageError, unless `on_error(name, error)` is given: then it is reported there
+        and skipped, and the other files are still predicted.
+        """
+        if batch_size < 1:
+            raise HandsignError(f"--batch-size must be at least 1, got {batch_size}")
         names = names or [str(s) for s in sources]
-        results = []
         for start in range(0, len(sources), batch_size):
             arrays, kept = [], []
             for src, name in zip(sources[start:start + batch_size], names[start:start + batch_size]):
@@ -120,16 +127,16 @@ class Predictor:
                     on_error(name, e)
             if arrays:
                 for name, r in zip(kept, self.predict_arrays(np.stack(arrays), top_k)):
-                    results.append({"path": name, **r})
-        return results
+                    yield {"path": name, **r}
+
+    def predict_files(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
+                      on_error=None) -> list[dict]:
+        """All of iter_predictions as a list: [{"path", "label", "probability", "top"}, ...]."""
+        return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
 
 
 def _have_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("onnxruntime") is not None  # a look, not an import (~0.3 s saved)
 
 
 def expand_inputs(items: list[str]) -> list[Path]:

@@ -1,0 +1,85 @@
+"""Export a handsign model to ONNX: dynamic batch, metadata embedded, checked against torch.
+
+    export("runs/asl/best.safetensors", "asl.onnx")  ->  {"path": ..., "max_abs_diff": 3e-08, ...}
+
+The graph takes `image` [N, 1, S, S] float32 in [0, 1] (preprocessed by handsign.preprocess) and
+returns `logits` [N, classes]. The checkpoint's metadata JSON is stored in metadata_props["handsign"],
+so handsign.onnx_runtime can predict from the .onnx file alone, without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model
+from handsign.errors import HandsignError
+from handsign.onnx_runtime import METADATA_KEY
+
+OPSET = 18
+INPUT, OUTPUT = "image", "logits"
+TOLERANCE = 1e-4  # max |logit difference| ONNX Runtime vs torch accepted, per unit of the largest |logit|
+CHECK_BATCH = 16  # random images in the check (a batch size the export never saw: the batch dim is dynamic)
+
+
+def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
+    """Export a checkpoint path, run folder, bundled name or LoadedModel to `out` (default: beside it, .onnx).
+
+    Returns {"path", "max_abs_diff", "max_abs_logit", "check_batch", "opset"}; raises HandsignError if
+    ONNX Runtime disagrees with torch by more than TOLERANCE * max(1, max |logit|) (float32 sums of
+    large logits differ in the last bits between kernels), and then nothing is written.
+    """
+    import torch
+
+    if format != "onnx":
+        raise HandsignError(f"--format: only 'onnx' is supported, not {format!r}")
+    if not isinstance(model, LoadedModel):
+        from handsign.predict import resolve_model
+
+        path = resolve_model(model)
+        if path.suffix == ".onnx":
+            raise HandsignError(f"{path}: is already an ONNX model; export a .safetensors checkpoint")
+        model = load_model(path)
+    out = Path(out) if out else model.path.with_suffix(".onnx")
+    if out.suffix != ".onnx":
+        raise HandsignError(f"{out}: the output file name must end in .onnx")
+    net = model.model.cpu().eval()
+    size = model.preprocess["size"]
+    meta = {k: v for k, v in model.meta.items() if k != "train_state"}
+    meta.setdefault("name", model.path.stem)
+
+    example = torch.rand(2, 1, size, size)
+    try:
+        program = torch.onnx.export(net, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=OPSET,
+                                    verbose=False)
+    except ImportError as e:  # the torch.export-based exporter needs onnx and onnxscript
+        raise HandsignError(f"ONNX export needs the onnx extra ({e.name or e}): pip install 'handsign[onnx]'") \
+            from None
+    proto = program.model_proto
+    diff, scale = check_against_torch(proto.SerializeToString(), net, size) if check else (None, None)
+    if diff is not None and not diff < TOLERANCE * max(1.0, scale):
+        raise HandsignError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} on logits up to {scale:.3g}; "
+                            f"not written")
+    if diff is not None:
+        meta["onnx"] = {"opset": OPSET, "input": INPUT, "output": OUTPUT, "max_abs_diff_vs_torch": diff}
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
+    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta['name']}: {INPUT} -> {OUTPUT}"
+    atomic_write_bytes(out, proto.SerializeToString())
+    return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET}
+
+
+def check_against_torch(onnx_bytes: bytes, net, size: int, seed: int = 0) -> tuple[float, float]:
+    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random images in [0, 1]."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    x = torch.rand(CHECK_BATCH, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        expected = net(x).float().numpy()
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+    return float(np.abs(got - expected).max()), float(np.abs(expected).max())
