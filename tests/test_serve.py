@@ -377,3 +377,17 @@ def test_served_names_from_paths(model_paths):
     assert list(models) == ["mnist", "letters"]
     with pytest.raises(Exception, match="two models"):
         load_models([str(model_paths["mnist"]), str(model_paths["mnist"])], backend="torch")
+
+
+def test_a_server_bug_is_a_json_500_not_a_client_error(predictors):
+    class Broken:  # the Predictor interface, failing the way a bug would
+        labels, spec, meta, backend = predictors["mnist"].labels, predictors["mnist"].spec, {}, "torch"
+
+        def logits(self, x):
+            raise RuntimeError("boom")
+
+        predict_arrays = None
+
+    c = TestClient(create_app({"broken": Broken()}), raise_server_exceptions=False)
+    assert_error(c.post("/v2/models/broken/infer", json=_one()), 500, "internal server error")
+    assert_error(c.post("/predict", content=png(), headers={"content-type": "image/png"}), 500)
