@@ -128,12 +128,15 @@ async def _drain(receive, budget: int) -> None:
 
 
 def _served_name(spec: str, predictor: Predictor) -> str:
-    """URL-safe name: a bundled name as given; a run folder's checkpoint is named after the folder."""
+    """URL-safe name: a bundled name as given; a run folder (or its best/last checkpoint) by the folder."""
     if spec in DEFAULT_MODELS:
         return spec
     name = predictor.meta.get("name") or predictor.name
-    if name in ("best", "last", "model"):
-        name = Path(predictor.source).parent.name or name
+    path = Path(spec)
+    if path.is_dir():
+        name = path.resolve().name
+    elif name in ("best", "last", "model"):
+        name = path.resolve().parent.name or name
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
 
 
@@ -209,7 +212,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
     @app.get("/models", summary="Served models with their labels and preprocessing")
     async def list_models():
-        return [{"name": n, "task": p.meta.get("task"), "labels": p.labels, "backend": p.backend,
+        return [{"name": n, "task": p.meta.get("task"), "labels": p.labels, "backend": _backend(p),
                  "preprocess": p.spec, "default": n == default_model} for n, p in models.items()]
 
     # --- images --------------------------------------------------------------------------------
@@ -265,7 +268,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
         name, p = pick(name, version)
         size, n_classes = p.spec["size"], len(p.labels)
         return {"name": name, "versions": [MODEL_VERSION],
-                "platform": "onnx_onnxv1" if p.backend == "onnx" else "pytorch_safetensors",
+                "platform": "onnx_onnxv1" if _backend(p) == "onnx" else "pytorch_safetensors",
                 "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, 1, size, size]}],
                 "outputs": [{"name": o, "datatype": "FP32", "shape": [-1, n_classes]} for o in OUTPUT_NAMES]}
 
@@ -300,6 +303,10 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
 
 # --- helpers: one job each, no FastAPI objects below except in the response builder --------------------
+
+def _backend(p: Predictor) -> str:
+    return getattr(p, "backend", "torch")  # "torch" or "onnx"
+
 
 def _form_str(form, key: str) -> str | None:
     v = form.get(key)
@@ -444,7 +451,7 @@ def serve(models=DEFAULT_MODELS, host: str = "127.0.0.1", port: int = 8000, back
     import uvicorn
 
     app = create_app(models, limits, backend)
-    names = ", ".join(f"{n} ({p.backend})" for n, p in app.state.models.items())
+    names = ", ".join(f"{n} ({_backend(p)})" for n, p in app.state.models.items())
     shown = f"[{host}]" if ":" in host else host
     print(f"handsign: serving {names} at http://{shown}:{port}/  (API: /openapi.json, /docs, /v2)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -175,7 +175,8 @@ def test_decompression_bomb_is_refused_before_decoding(client, predictors):
                  400, "6000x6000", "limit")
     strict = TestClient(create_app(predictors, Limits(max_pixels=100 * 100)))
     assert_error(strict.post("/predict", content=png(size=(101, 100)), headers={"content-type": "image/png"}), 400)
-    assert strict.post("/predict", content=png(size=(100, 100)), headers={"content-type": "image/png"}).status_code == 200
+    ok = strict.post("/predict", content=png(size=(100, 100)), headers={"content-type": "image/png"})
+    assert ok.status_code == 200
 
 
 def test_unknown_route_and_method_are_json_errors(client):
@@ -370,11 +371,18 @@ def test_cli_serve_help_and_bad_model():
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_served_names_from_paths(model_paths):
+def test_served_names_from_paths(model_paths, tmp_path):
+    import shutil
+
     from handsign.serve import load_models
 
     models = load_models([str(model_paths["mnist"]), f"letters={model_paths['asl']}"], backend="torch")
     assert list(models) == ["mnist", "letters"]
+    run = tmp_path / "run-7"
+    run.mkdir()
+    shutil.copy(model_paths["mnist"], run / "best.safetensors")
+    assert list(load_models([str(run)], backend="torch")) == ["run-7"]
+    assert list(load_models([str(run / "best.safetensors")], backend="torch")) == ["run-7"]
     with pytest.raises(Exception, match="two models"):
         load_models([str(model_paths["mnist"]), str(model_paths["mnist"])], backend="torch")
 
