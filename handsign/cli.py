@@ -223,8 +223,33 @@ EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "on
             "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
 
 
+def _add_serve(sub):
+    p = sub.add_parser("serve", help="web page, POST /predict and the Open Inference Protocol v2 over HTTP",
+                       description="Serve models over HTTP: a page at /, POST /predict for image files, "
+                       "/v2/... (KServe/Triton Open Inference Protocol) for tensors, /openapi.json.")
+    p.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                   help="bundled name, checkpoint/run/.onnx path, or SERVED_NAME=PATH; repeat for more "
+                        "(default: asl and mnist; the first is the default model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (413 above)")
+    p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, width x height")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(a) -> int:
+    from handsign.serve import DEFAULT_MODELS, Limits, serve
+
+    if not 0 < a.port < 65536:
+        raise HandsignError(f"--port must be in 1..65535, not {a.port}")
+    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
+    serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits)
+    return 0
+
+
 COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_export,
-            _add_import_course_model, _add_bundle]
+            _add_import_course_model, _add_bundle, _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

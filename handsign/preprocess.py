@@ -94,6 +94,8 @@ def decode_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXEL
             img = ImageOps.exif_transpose(img)
     except ImageError:
         raise
+    except Image.UnidentifiedImageError:  # its message names a BytesIO object's address: say it plainly
+        raise ImageError(f"{label}: not a readable image (unknown format or not an image)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{label}: image is too large to decode safely (decompression bomb)") from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files

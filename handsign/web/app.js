@@ -1,0 +1,209 @@
+// handsign page: pick a model, send a photo (file or camera) or a drawing to POST /predict, show the top 3.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  model: $("model"), file: $("file"), preview: $("preview"), video: $("video"),
+  camStart: $("camera-start"), camSnap: $("camera-snap"), camStop: $("camera-stop"),
+  pad: $("pad"), predictDrawing: $("predict-drawing"), clear: $("clear"),
+  result: $("result"), label: $("label"), top: $("top"), status: $("status"), error: $("error"),
+  tabs: { photo: $("tab-photo"), draw: $("tab-draw") }, panes: { photo: $("pane-photo"), draw: $("pane-draw") },
+};
+let models = [];
+let stream = null;      // the camera's MediaStream while it is on
+let previewUrl = null;  // object URL of the picture shown, revoked when replaced
+
+// ---------- models ----------
+async function loadModels() {
+  try {
+    const r = await fetch("/models");
+    if (!r.ok) throw new Error(`GET /models: HTTP ${r.status}`);
+    models = await r.json();
+  } catch (e) {
+    showError(`Could not list the models: ${e.message}`);
+    return;
+  }
+  ui.model.replaceChildren(...models.map((m) => {
+    const o = document.createElement("option");
+    o.value = m.name;
+    o.textContent = `${m.name} — ${describe(m)}`;
+    o.selected = m.default;
+    return o;
+  }));
+  ui.model.disabled = false;
+  followModel();
+}
+
+function describe(m) {
+  const kind = isDigitModel(m) ? "digits" : m.task === "sign_mnist" ? "ASL letters" : "classes";
+  return `${m.labels.length} ${kind}`;
+}
+
+const isDigitModel = (m) => m && (m.task === "mnist" || m.preprocess.fit === "digit");
+const currentModel = () => models.find((m) => m.name === ui.model.value);
+
+// The digit model is meant for drawing, the others for photos: switch the input to match.
+function followModel() { selectTab(isDigitModel(currentModel()) ? "draw" : "photo"); }
+
+// ---------- tabs (WAI-ARIA tabs pattern: arrows move between tabs) ----------
+function selectTab(name) {
+  for (const [key, tab] of Object.entries(ui.tabs)) {
+    const on = key === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    ui.panes[key].hidden = !on;
+  }
+  if (name !== "photo") stopCamera();
+}
+for (const [key, tab] of Object.entries(ui.tabs)) {
+  tab.addEventListener("click", () => selectTab(key));
+  tab.addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    const other = key === "photo" ? "draw" : "photo";
+    selectTab(other);
+    ui.tabs[other].focus();
+  });
+}
+ui.model.addEventListener("change", followModel);
+
+// ---------- predict ----------
+async function predict(blob, filename) {
+  const form = new FormData();
+  form.append("file", blob, filename);
+  const params = new URLSearchParams({ model: ui.model.value, top_k: "3" });
+  hideError();
+  ui.result.setAttribute("aria-busy", "true");
+  ui.status.textContent = "Predicting…";
+  try {
+    const r = await fetch(`/predict?${params}`, { method: "POST", body: form });
+    const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+    if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+    showResult(body);
+  } catch (e) {
+    ui.status.textContent = "";
+    showError(e.message);
+  } finally {
+    ui.result.setAttribute("aria-busy", "false");
+  }
+}
+
+function showResult(r) {
+  ui.label.textContent = r.label;
+  ui.top.replaceChildren(...r.top.map(([label, p]) => {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = label;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.setAttribute("aria-hidden", "true");
+    const fill = document.createElement("span");
+    fill.style.width = `${(p * 100).toFixed(1)}%`;
+    bar.append(fill);
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = `${(p * 100).toFixed(1)}%`;
+    li.append(name, bar, pct);
+    return li;
+  }));
+  ui.status.textContent = `${ui.model.value}: ${r.label} with probability ${(r.probability * 100).toFixed(1)}%`;
+}
+
+function showError(message) { ui.error.textContent = message; ui.error.hidden = false; }
+function hideError() { ui.error.hidden = true; ui.error.textContent = ""; }
+
+function showPreview(blob) {
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = URL.createObjectURL(blob);
+  ui.preview.src = previewUrl;
+  ui.preview.hidden = false;
+}
+
+// ---------- photo: file ----------
+ui.file.addEventListener("change", () => {
+  const f = ui.file.files[0];
+  if (!f) return;
+  showPreview(f);
+  predict(f, f.name);
+  ui.file.value = "";  // choosing the same file again fires "change" again
+});
+
+// ---------- photo: camera ----------
+if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) ui.camStart.hidden = false;
+
+ui.camStart.addEventListener("click", async () => {
+  hideError();
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
+  } catch (e) {
+    showError(`Camera unavailable: ${e.message}`);
+    return;
+  }
+  ui.video.srcObject = stream;
+  ui.video.hidden = false;
+  ui.preview.hidden = true;
+  ui.camStart.hidden = true;
+  ui.camSnap.hidden = ui.camStop.hidden = false;
+  ui.camSnap.focus();
+});
+
+ui.camSnap.addEventListener("click", () => {
+  const v = ui.video;
+  if (!v.videoWidth) return;
+  const c = document.createElement("canvas");
+  c.width = v.videoWidth;
+  c.height = v.videoHeight;
+  c.getContext("2d").drawImage(v, 0, 0);
+  c.toBlob((blob) => { showPreview(blob); predict(blob, "camera.png"); }, "image/png");
+});
+
+ui.camStop.addEventListener("click", stopCamera);
+
+function stopCamera() {
+  if (!stream) return;
+  for (const t of stream.getTracks()) t.stop();
+  stream = null;
+  ui.video.srcObject = null;
+  ui.video.hidden = ui.camSnap.hidden = ui.camStop.hidden = true;
+  ui.camStart.hidden = false;
+}
+
+// ---------- draw ----------
+// Dark ink on white, like a pen on paper; the server's digit preprocessing inverts it to MNIST's form.
+const ctx = ui.pad.getContext("2d");
+function clearPad() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, ui.pad.width, ui.pad.height);
+}
+clearPad();
+ctx.lineWidth = 20;  // canvas pixels of 280: about a pen stroke at MNIST's 28x28 scale
+ctx.lineCap = ctx.lineJoin = "round";
+ctx.strokeStyle = "#000";
+
+let drawing = false;
+const point = (e) => {
+  const r = ui.pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * (ui.pad.width / r.width), (e.clientY - r.top) * (ui.pad.height / r.height)];
+};
+ui.pad.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  ui.pad.setPointerCapture(e.pointerId);
+  const [x, y] = point(e);
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + 0.01, y);  // a click alone leaves a dot
+  ctx.stroke();
+});
+ui.pad.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  const [x, y] = point(e);
+  ctx.lineTo(x, y);
+  ctx.stroke();
+});
+for (const type of ["pointerup", "pointercancel"]) ui.pad.addEventListener(type, () => { drawing = false; });
+
+ui.clear.addEventListener("click", clearPad);
+ui.predictDrawing.addEventListener("click", () => {
+  ui.pad.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+});
+
+loadModels();
