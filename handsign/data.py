@@ -206,7 +206,7 @@ def parse_sign_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     pixels = table[:, 1:]
     if pixels.max() > 255:
         r, c = np.argwhere(pixels > 255)[0]
-        raise DataError(f"{name}: row {r + 1}, column pixel{c + 1}: {pixels[r, c]} is out of range 0..255")
+        raise DataError(f"{name}: row {r + 1}, column pixel{c + 1}: '{pixels[r, c]}' is out of range 0..255")
     return table[:, 0].astype(np.int64), pixels.astype(np.uint8)
 
 

@@ -1,0 +1,114 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from handsign.cli import main
+from handsign.data import load_dataset
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("train", "evaluate", "predict", "recipes", "augment-preview"):
+        assert cmd in out
+
+
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "predict", "recipes", "augment-preview"])
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0 and "usage: handsign" in capsys.readouterr().out
+
+
+def test_recipes_are_listed_with_descriptions(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [l.split()[0] for l in lines]
+    for r in ("course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"):
+        assert r in names
+    assert all(len(l.split(None, 1)) == 2 for l in lines)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--recipe", "nope"], "unknown recipe 'nope'; choose from: course-mnist-mlp"),
+    (["train", "--recipe", "course-asl-cnn", "--epochs", "-3"], "--epochs: must be a positive integer, got -3"),
+    (["train", "--recipe", "course-asl-cnn", "--model", "resnet", "--data-dir", "{tiny}"], "unknown model 'resnet'"),
+    (["train", "--recipe", "course-asl-cnn", "--data-dir", "{empty}"], "Sign Language MNIST not found"),
+    (["evaluate", "{empty}/missing.safetensors"], "no such file"),
+    (["predict", "--model", "{run}", "{empty}/nothing.png"], "nothing.png: no such file"),
+    (["predict", "--model", "{run}", "{empty}"], "folder has no images"),
+])
+def test_user_mistakes_give_one_line_and_exit_2(args, message, tmp_path, tiny_data, tiny_run):
+    (tmp_path / "empty").mkdir()
+    args = [a.format(tiny=tiny_data, empty=tmp_path / "empty", run=tiny_run) for a in args]
+    r = run_cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("handsign: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_then_evaluate_json(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    r = run_cli("train", "--recipe", "course-asl-mlp", "--epochs", "1", "--data-dir", tiny_data, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "diagnosis:" in r.stdout and "batches" in r.stderr  # plain progress lines when not a terminal
+    r = run_cli("evaluate", out, "--json", "--out", tmp_path / "eval")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["n"] == 96 and 0 <= res["accuracy"] <= 1 and len(res["per_class"]) == 24
+    assert sum(c["correct"] for c in res["per_class"].values()) == round(res["accuracy"] * res["n"])
+    assert (tmp_path / "eval" / "confusion.png").is_file()
+    recorded = json.loads((out / "best.json").read_text())["metrics"]["test_acc"]
+    assert res["accuracy"] == pytest.approx(recorded)
+
+
+def test_evaluate_valid_split(tiny_run, tiny_data):
+    r = run_cli("evaluate", tiny_run, "--split", "valid", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    best = json.loads((tiny_run / "best.json").read_text())["metrics"]
+    assert res["accuracy"] == pytest.approx(best["valid_acc"])
+
+
+def test_predict_and_evaluate_preprocess_identically(tmp_path, tiny_run):
+    from handsign.checkpoint import load_model
+    from handsign.predict import Predictor
+
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    test = load_dataset("sign_mnist", "test", cfg["data_dir"])
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(test.images[i, 0].numpy()).save(p)
+        paths.append(p)
+    model = load_model(tiny_run).model
+    with torch.inference_mode():
+        expected = model(test.images[:6].float() / 255).softmax(1).numpy()
+    got = Predictor.load(tiny_run, backend="torch").predict_files(paths, top_k=24)
+    for row, r in zip(expected, got):
+        probs = dict(r["top"])
+        labels = list("abcdefghiklmnopqrstuvwxy")
+        assert np.allclose([probs[l] for l in labels], row, atol=1e-5)
+
+
+def test_predict_json_lines(tmp_path, tiny_run):
+    img = Image.fromarray((np.random.default_rng(0).random((184, 186, 4)) * 255).astype(np.uint8), "RGBA")
+    img.save(tmp_path / "photo.png")
+    r = run_cli("predict", "--model", tiny_run, "--json", "--top-k", "3", tmp_path / "photo.png", tmp_path / "photo.png")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(rows) == 2 and rows[0]["label"] in "abcdefghiklmnopqrstuvwxy"
+    assert rows[0]["top"][0] == [rows[0]["label"], rows[0]["probability"]] and len(rows[0]["top"]) == 3
+
+
+def test_augment_preview_writes_a_png(tmp_path, tiny_data):
+    r = run_cli("augment-preview", "--data-dir", tiny_data, "--n", "3", "--copies", "4", "--out", tmp_path / "g.png")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.size[0] > 300

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from handsign.errors import HandsignError
+from handsign.models import MODELS, count_parameters, create_model, flops_per_image
+
+
+@pytest.mark.parametrize("name, classes, params", [("mlp", 10, 669_706), ("mlp", 24, 676_888), ("cnn", 24, 404_099)])
+def test_course_parameter_counts(name, classes, params):
+    assert count_parameters(create_model(name, classes)) == params
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_returns_logits_of_the_right_shape(name):
+    model = create_model(name, 24).eval()
+    out = model(torch.rand(5, 1, 28, 28))
+    assert out.shape == (5, 24) and out.dtype == torch.float32
+    assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))  # logits, not probabilities
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_can_overfit_a_tiny_batch(name):
+    torch.manual_seed(0)
+    model = create_model(name, 4)
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 4
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert (model(x).argmax(1) == y).all() and loss.item() < 0.1
+
+
+def test_cnn_layout_matches_course_state_dict_keys():
+    keys = list(create_model("cnn", 24).state_dict())
+    assert keys[:2] == ["0.model.0.weight", "0.model.0.bias"] and "2.model.1.running_var" in keys
+    assert keys[-4:] == ["4.weight", "4.bias", "7.weight", "7.bias"]  # Linear 675->512, Linear 512->24
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(HandsignError, match="unknown model 'resnet'; choose from: mlp, cnn"):
+        create_model("resnet", 10)
+
+
+def test_flops():
+    assert flops_per_image(create_model("mlp", 10)) == 2 * 669_706 - 2 * (512 + 512 + 10)

@@ -1,0 +1,101 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, make_sign_mnist
+from handsign.checkpoint import load_model, read_metadata
+from handsign.config import TrainConfig, make_config
+from handsign.errors import HandsignError
+from handsign.evaluate import evaluate
+from handsign.train import train
+
+QUIET = {"show_progress": False, "log": lambda *a: None}
+
+
+def cfg(root, out, **kw):
+    settings = {"epochs": 2, "data_dir": str(root), "out": str(out), "batch_size": 16, **kw}
+    return make_config(kw.pop("recipe", "course-asl-cnn"), **settings)
+
+
+def test_run_folder_has_everything_and_the_model_learns(tiny_run):
+    for name in ("config.json", "metrics.csv", "metrics.json", "curves.png", "best.safetensors", "best.json",
+                 "last.safetensors", "last.json"):
+        assert (tiny_run / name).is_file(), name
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and metrics["diagnosis"]["verdict"] in (
+        "overfitting", "underfitting", "unstable", "good-fit")
+    assert metrics["best"]["test_acc"] > 0.5  # synthetic classes are easy; chance is 1/24
+    header = (tiny_run / "metrics.csv").read_text().splitlines()[0]
+    assert header == "epoch,train_loss,train_acc,valid_loss,valid_acc,lr,seconds,images_per_s"
+    assert TrainConfig.from_dict(json.loads((tiny_run / "config.json").read_text())).epochs == 2
+
+
+def test_loaded_checkpoint_reproduces_its_recorded_test_accuracy(tiny_run):
+    recorded = read_metadata(tiny_run / "best.safetensors")["metrics"]["test_acc"]
+    assert evaluate(tiny_run, device="cpu")["accuracy"] == pytest.approx(recorded, abs=1e-9)
+
+
+def test_same_seed_same_metrics_and_other_seed_differs(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    a = train(cfg(root, tmp_path / "a", epochs=1), **QUIET).history
+    b = train(cfg(root, tmp_path / "b", epochs=1), **QUIET).history
+    c = train(cfg(root, tmp_path / "c", epochs=1, seed=1), **QUIET).history
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    straight = train(cfg(root, tmp_path / "s", epochs=3, augment="course"), **QUIET)
+    train(cfg(root, tmp_path / "r", epochs=1, augment="course"), **QUIET)
+    resumed = train(resume=tmp_path / "r", epochs=3, **QUIET)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
+    assert strip(resumed.history) == strip(straight.history)
+    assert resumed.metrics["best"]["test_acc"] == straight.metrics["best"]["test_acc"]
+
+
+def test_existing_out_folder_is_not_overwritten(tmp_path, tiny_run):
+    with pytest.raises(HandsignError, match="folder exists and is not empty"):
+        train(cfg(tmp_path, tiny_run), **QUIET)
+
+
+def test_course_valid_from_test_is_announced(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    lines = []
+    r = train(cfg(root, tmp_path / "v", epochs=1, valid_from_test=True), show_progress=False, log=lines.append)
+    assert any("validating on the TEST file" in l for l in lines)
+    assert r.metrics["valid_from_test"] is True
+
+
+def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path):
+    root = make_sign_mnist(tmp_path / "d", n_train=480)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "handsign", "train", "--recipe", "course-asl-cnn", "--epochs", "200",
+                             "--data-dir", str(root), "--out", str(out), "--quiet"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:  # wait until one epoch has finished
+        if line.startswith("epoch   1/200") or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().count("\n") == 0 and "Resume with: handsign train --resume" in err
+    epoch = read_metadata(out / "last.safetensors")["train_state"]["epoch"]
+    assert epoch >= 1
+    load_model(out / "last.safetensors")
+    resumed = train(resume=out, epochs=epoch + 1, **QUIET)
+    assert len(resumed.history) == epoch + 1
+
+
+@pytest.mark.realdata
+def test_real_data_smoke_runs(tmp_path, real_data_dir):
+    for recipe in ("course-mnist-mlp", "course-asl-cnn"):
+        r = train(make_config(recipe, epochs=1, limit=2000, data_dir=str(real_data_dir), out=str(tmp_path / recipe)),
+                  **QUIET)
+        assert r.metrics["best"]["test_acc"] > 0.2, recipe  # chance: 0.1 / 0.04
