@@ -105,7 +105,7 @@ def _accuracy_table(s: dict) -> str:
         r = course.get(key)
         if not r:
             return "-"
-        return _pct(r[0]) if r[0] == r[1] else f"{r[0]:.2f}-{r[1]:.2f} %"
+        return f"about {r[0]:g} %" if r[0] == r[1] else f"{r[0]:g}-{r[1]:g} %"  # as the course wrote them
 
     rows = [
         ("train", "images the model learned from", a["train"], last["train"], sizes["train"], course_cell("train")),
