@@ -248,8 +248,33 @@ def cmd_serve(a) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_export,
-            _add_import_course_model, _add_bundle, _add_serve]
+def _add_reproduce(sub):
+    p = sub.add_parser("reproduce", help="run the course's five stages and write an HTML report",
+                       description="Run the five stages of NVIDIA's Fundamentals of Deep Learning course (MNIST MLP, "
+                       "ASL MLP, ASL CNN, ASL CNN with augmentation, deployment) plus any fast-* recipes, and "
+                       "write OUT/report.html and OUT/report.json.")
+    p.add_argument("--out", required=True, help="new (or empty) folder for the report and its runs")
+    p.add_argument("--quick", action="store_true", help="a few minutes on a CPU: subsets and fewer epochs")
+    p.add_argument("--data-dir", help="data root (default $HANDSIGN_DATA or ./data)")
+    p.add_argument("--images", nargs="+", metavar="PATH", help="images/folders/globs for the deployment stage "
+                   "(default: a few images rendered from the Sign-MNIST test file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(a) -> int:
+    from handsign.reproduce import reproduce
+
+    reproduce(a.out, quick=a.quick, data_dir=a.data_dir, images=a.images, seed=a.seed, device=a.device,
+              threads=a.threads, show_progress=not a.quiet)
+    return 0
+
+
+COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
+            _add_export, _add_import_course_model, _add_bundle, _add_serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

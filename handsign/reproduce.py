@@ -1,0 +1,356 @@
+"""Reproduce the five stages of NVIDIA's "Fundamentals of Deep Learning" course and report them.
+
+    reproduce("report-out", quick=True) -> the report document (also report.json + report.html)
+
+Stages: 1 MNIST MLP, 2 ASL MLP, 3 ASL CNN, 4 ASL CNN with augmentation, 5 deployment of the
+stage-4 model on new images; then any `fast-*` recipes beside the course's numbers. Every number
+the HTML shows is taken from report.json (handsign.report_html renders the one from the other).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import re
+import time
+from pathlib import Path
+
+from handsign import __version__
+from handsign.checkpoint import atomic_write_bytes
+from handsign.config import RECIPES, make_config
+from handsign.errors import HandsignError
+
+QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
+QUICK = {"limit": 3000, "epochs": 2}  # first N training samples, epochs per stage
+COURSE_STAGES = ["course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"]
+
+# what the course published for each stage, in %; the course measured "validation" on the test file
+COURSE_FIGURES = {
+    "course-mnist-mlp": {"valid": [97.4, 98.3], "train": None,
+                         "text": "97.4-98.3 % validation accuracy (measured on the MNIST test file)"},
+    "course-asl-mlp": {"valid": [81.0, 81.0], "train": [100.0, 100.0],
+                       "text": "about 81 % validation accuracy with about 100 % training accuracy: overfitting"},
+    "course-asl-cnn": {"valid": [97.0, 98.0], "train": None,
+                       "text": "about 97-98 % validation accuracy (measured on the Sign-MNIST test file)"},
+    "course-asl-cnn-aug": {"valid": [99.0, 99.0], "train": None,
+                           "text": "about 99 % validation accuracy (measured on the Sign-MNIST test file)"},
+}
+
+STAGE_TEXT = {
+    "course-mnist-mlp": ("Digits with a multilayer perceptron",
+                         "The classic first model: every 28x28 image is flattened into a list of 784 pixel "
+                         "values and fed through two fully connected layers of 512 units. Handwritten digits are "
+                         "centred and size-normalised, so even this simple model does well."),
+    "course-asl-mlp": ("ASL letters with the same perceptron",
+                       "The same kind of model on photos of hands spelling 24 letters (j and z need motion and are "
+                       "left out). Hands vary in position, size and lighting much more than digits, and a flat "
+                       "list of pixels cannot tell that a shifted hand is the same hand: the model memorises "
+                       "the training images."),
+    "course-asl-cnn": ("ASL letters with a convolutional network",
+                       "Convolutions look at small neighbourhoods of pixels and share their weights across "
+                       "the whole picture, so a pattern learned in one place is recognised anywhere. Pooling "
+                       "and batch normalisation make the model smaller and training steadier."),
+    "course-asl-cnn-aug": ("The CNN with data augmentation",
+                           "Each training image is shown with a small random rotation, crop, mirror flip and "
+                           "brightness/contrast change, so the model sees a new variant every epoch and cannot "
+                           "simply memorise pixels. The grid below shows what the model was trained on."),
+}
+
+
+def _pct(x):
+    """fraction -> percent rounded to 2 decimals (the form the report shows); None stays None."""
+    return None if x is None else round(100 * float(x), 2)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise HandsignError(f"--out {out}: exists and is not an empty folder; choose a new folder for the report")
+
+
+def _check_data(recipes: list[str], data_dir) -> None:
+    """Load every split the run needs now, so missing data stops it before any training."""
+    from handsign.data import load_dataset
+
+    # Sign-MNIST first: its message is local; a missing MNIST would first try a download
+    datasets = sorted({RECIPES[r]["settings"].get("dataset", "sign_mnist") for r in recipes}, reverse=True)
+    for name in datasets:
+        for split in ("train", "test"):
+            load_dataset(name, split, data_dir)
+
+
+def _check_images(images) -> list[Path]:
+    from handsign import preprocess as pp
+    from handsign.predict import expand_inputs
+
+    paths = expand_inputs([str(i) for i in images])
+    for p in paths:
+        pp.decode_image(p)  # a broken file fails now, not after an hour of training
+    return paths
+
+
+def _course_comparison(recipe: str, test_pct, quick: bool) -> str:
+    fig = COURSE_FIGURES.get(recipe)
+    if fig is None or test_pct is None:
+        return ""
+    if quick:
+        return "Quick mode trains on a subset for fewer epochs, so this number is not comparable with the course's."
+    lo, hi = fig["valid"]
+    if lo - 1 <= test_pct <= hi + 1:
+        return (f"handsign's test accuracy {test_pct:.2f} % matches the course's figure "
+                f"({fig['text'].split(' (')[0]}) within 1 point.")
+    side = "above" if test_pct > hi else "below"
+    diff = round(test_pct - hi if test_pct > hi else lo - test_pct, 2)
+    return f"handsign's test accuracy {test_pct:.2f} % is {diff:.2f} points {side} the course's figure."
+
+
+def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, device: str, threads: int,
+              asl: bool, log, show_progress: bool) -> dict:
+    """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json."""
+    from handsign.checkpoint import load_model, read_metadata
+    from handsign.evaluate import evaluate
+    from handsign.models import count_parameters
+    from handsign.train import train
+
+    run_dir = out / "runs" / recipe
+    cfg = make_config(recipe, data_dir=str(data_dir) if data_dir else None, out=str(run_dir), seed=seed,
+                      device=device, threads=threads, **overrides)
+    t0 = time.perf_counter()
+    result = train(cfg, log=log, show_progress=show_progress)
+    seconds = time.perf_counter() - t0
+    best, last = result.metrics["best"], result.metrics["last"]
+    data = read_metadata(result.best).get("data", {})
+    rel = lambda p: Path(p).relative_to(out).as_posix()  # noqa: E731 - paths in the report are relative
+    stage = {
+        "recipe": recipe, "description": RECIPES[recipe]["description"], "config": cfg.to_dict(),
+        "run_dir": rel(run_dir), "seconds": round(seconds, 1), "epochs_run": len(result.history),
+        "best_epoch": best["epoch"],
+        "parameters": count_parameters(load_model(result.best).model),
+        "sizes": {"train": data.get("n_train"), "valid": data.get("n_valid"), "test": data.get("n_test")},
+        "accuracy": {"train": _pct(best["train_acc"]), "valid": _pct(best["valid_acc"]),
+                     "test": _pct(best.get("test_acc"))},
+        "last": {"epoch": last["epoch"], "train": _pct(last["train_acc"]), "valid": _pct(last["valid_acc"]),
+                 "test": _pct(last.get("test_acc"))},
+        "history": [{"epoch": h["epoch"], "train": _pct(h["train_acc"]), "valid": _pct(h["valid_acc"]),
+                     "train_loss": round(h["train_loss"], 4), "valid_loss": round(h["valid_loss"], 4)}
+                    for h in result.history],
+        "diagnosis": dict(result.diagnosis),
+        "images": {"curves": rel(run_dir / "curves.png")},
+    }
+    if recipe in COURSE_FIGURES:
+        stage["course"] = COURSE_FIGURES[recipe]
+        stage["comparison"] = _course_comparison(recipe, stage["accuracy"]["test"], bool(overrides))
+    if asl:
+        ev = evaluate(result.best, split="test", data_dir=data_dir, out=run_dir, device=device)
+        stage["most_confused"] = ev["most_confused"]
+        stage["worst_mistakes"] = [{**m, "probability": _pct(m["probability"])} for m in ev["worst_mistakes"]]
+        stage["per_class"] = {k: _pct(v["accuracy"]) for k, v in ev["per_class"].items()}
+        stage["images"]["confusion"] = rel(run_dir / "confusion.png")
+        if (run_dir / "mistakes.png").is_file():
+            stage["images"]["mistakes"] = rel(run_dir / "mistakes.png")
+    return stage
+
+
+def _rel(path: Path, root: Path) -> str:
+    """`path` as the report shows it: relative to the report folder when inside it."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s)[:60] or "image"
+
+
+def render_samples(out_dir: Path, data_dir, n: int, seed: int) -> list[dict]:
+    """n test images of distinct letters, upscaled to 186x184 RGBA PNGs like the course's photos."""
+    import torch
+    from PIL import Image
+
+    from handsign.data import load_dataset
+
+    test = load_dataset("sign_mnist", "test", data_dir)
+    order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed)).tolist()
+    picked, seen = [], set()
+    for i in order:
+        letter = test.classes[int(test.labels[i])]
+        if letter not in seen:
+            seen.add(letter)
+            picked.append((i, letter))
+        if len(picked) == n:
+            break
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for k, (i, letter) in enumerate(picked, 1):
+        img = Image.fromarray(test.images[i, 0].numpy()).resize((186, 184), Image.Resampling.BICUBIC)
+        path = out_dir / f"sample-{k}-{letter}.png"
+        img.convert("RGBA").save(path)
+        samples.append({"path": path, "true": letter, "test_index": i,
+                        "source": f"test image {i} of sign_mnist_test.csv, upscaled to 186x184 RGBA"})
+    return samples
+
+
+def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k: int, seed: int) -> dict:
+    """Stage 5: load the saved stage-4 model and predict new image files, as the course's last notebook."""
+    import numpy as np
+    from PIL import Image
+
+    from handsign import preprocess as pp
+    from handsign.predict import Predictor
+
+    deploy_dir = out / "deploy"
+    if images:
+        items = []
+        deploy_dir.mkdir(parents=True, exist_ok=True)
+        for k, p in enumerate(images, 1):
+            shown = deploy_dir / f"{k:02d}-{_safe_name(p.stem)}.png"
+            img = pp.decode_image(p)
+            img = img.convert("RGBA") if img.mode in ("RGBA", "LA", "P", "PA") else img.convert("RGB")
+            img.thumbnail((256, 256))  # a copy inside the report folder: the report stays self-contained
+            img.save(shown)
+            items.append({"path": p, "shown": shown, "true": None, "source": f"given: {p.name}"})
+    else:
+        items = [{**s, "shown": s["path"]} for s in render_samples(deploy_dir, data_dir, n_samples, seed)]
+    predictor = Predictor.load(model_path, backend="torch")
+    preds = predictor.predict_files([it["path"] for it in items], top_k=top_k)
+    rows = []
+    for k, (it, pr) in enumerate(zip(items, preds), 1):
+        x = pp.load_image(it["path"], predictor.spec)  # (1, 28, 28) in [0, 1]: what the model sees
+        seen = Image.fromarray((x[0] * 255).round().astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST)
+        seen_path = deploy_dir / f"input-{k:02d}.png"
+        seen.save(seen_path)
+        row = {"image": it["shown"].relative_to(out).as_posix(), "model_input": seen_path.relative_to(out).as_posix(),
+               "source": it["source"], "true": it["true"], "label": pr["label"],
+               "probability": _pct(pr["probability"]), "top": [{"label": lbl, "probability": _pct(p)}
+                                                                for lbl, p in pr["top"]]}
+        if it["true"] is not None:
+            row["correct"] = pr["label"] == it["true"]
+        rows.append(row)
+    known = [r for r in rows if r["true"] is not None]
+    return {"model": _rel(model_path, out), "top_k": top_k,
+            "source": "given" if images else "rendered", "predictions": rows,
+            "n_images": len(rows), "n_known": len(known), "n_correct": sum(r["correct"] for r in known)}
+
+
+def differences(valid_fraction: float) -> list[dict]:
+    """What handsign does differently from the course, in plain words for a learner."""
+    vf = round(100 * valid_fraction)
+    return [
+        {"topic": "Which data is used for validation",
+         "course": "The course passes the test file as its validation data, so the 'validation accuracy' it "
+                   "prints each epoch is measured on the test images.",
+         "handsign": f"handsign sets aside {vf} % of each letter of the training file (seeded) as validation data "
+                     f"to pick the best epoch, and evaluates on the test file once, at the end.",
+         "why": "Any choice made by looking at a score (which epoch to keep, which learning rate, which model) "
+                "makes that score optimistic. The test file stays an honest estimate only if nothing was chosen "
+                "with it. To compare with the course, read handsign's test column next to the course's "
+                "validation figure: both are measured on the same test file."},
+        {"topic": "Why the validation numbers on ASL look too good",
+         "course": "Not discussed.",
+         "handsign": "The validation accuracy on the ASL stages is reported, but the test accuracy is the one "
+                     "to trust.",
+         "why": "Sign-MNIST's training file is not thousands of independent photos: it was made from a small set "
+                "of photos of a few people's hands, each turned into many slightly changed copies (crops, "
+                "brightness, small rotations). A random validation split from it contains near-copies of "
+                "training images, so its accuracy is close to the training accuracy. The test file comes from "
+                "other photos, so the test accuracy is the honest number and is usually lower."},
+        {"topic": "Random augmentation per image",
+         "course": "The course applies its random transforms to the whole batch tensor at once, so all images of "
+                   "a batch share one rotation, crop, flip and colour change.",
+         "handsign": "handsign draws new random values for every image (the setting augment_per_batch "
+                     "reproduces the course's behaviour).",
+         "why": "More different variants per training step give the model more to learn from at the same cost."},
+        {"topic": "Best epoch, not only the last",
+         "course": "The course keeps the model as it is after the last epoch.",
+         "handsign": "handsign saves the epoch with the best validation accuracy (best.safetensors) and the last "
+                     "one, and reports the test accuracy of both.",
+         "why": "Validation accuracy can go down again in later epochs; keeping the best one is cheap insurance."},
+        {"topic": "Saving and loading the model",
+         "course": "The course saves the whole model object with torch.save (Python pickle) and re-creates the "
+                   "letter list by hand when predicting.",
+         "handsign": "handsign saves the weights as safetensors with a JSON description (architecture, letters, "
+                     "preprocessing, metrics); loading never runs pickled code.",
+         "why": "A pickle file can run arbitrary code when loaded, and a model without its labels and "
+                "preprocessing is easy to misuse."},
+        {"topic": "Preparing a new photo",
+         "course": "The course resizes a new photo straight to 28x28 gray, which squashes a photo that is not "
+                   "square.",
+         "handsign": "handsign pads a non-square photo to a square with its border colour before resizing, with "
+                     "the preprocessing stored in the model file.",
+         "why": "The hand keeps its shape, and training, evaluation, prediction and the web app all prepare "
+                "images the same way."},
+    ]
+
+
+def _machine(device: str) -> dict:
+    import torch
+
+    from handsign.runtime import select_device
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "device": str(select_device(device)), "cpu_threads": torch.get_num_threads(), "handsign": __version__}
+
+
+def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int = 0, device: str = "auto",
+              threads: int = 0, limit: int | None = None, epochs: int | None = None, n_samples: int = 6,
+              top_k: int = 3, log=print, show_progress: bool = False) -> dict:
+    """Run the course's stages (+ fast-* recipes), write out/report.json and out/report.html.
+
+    quick: train on the first QUICK["limit"] samples for QUICK["epochs"] epochs per stage.
+    limit, epochs: explicit overrides for every stage (for tests); they also mark the run as quick.
+    images: files/folders/globs to predict in stage 5; None renders a few Sign-MNIST test images.
+    """
+    from handsign.report_html import render
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    overrides = dict(QUICK) if quick else {}
+    if limit is not None:
+        overrides["limit"] = limit
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    quick = bool(overrides)
+    fast = [name for name in RECIPES if name.startswith("fast-")]
+    _check_out(out)
+    image_paths = _check_images(images) if images else []
+    _check_data(COURSE_STAGES + fast, data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    doc = {"title": "Reproducing NVIDIA's Fundamentals of Deep Learning with handsign",
+           "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "quick": quick, "quick_banner": QUICK_BANNER if quick else "", "quick_settings": overrides,
+           "machine": _machine(device), "seed": seed, "stages": []}
+    n_total = len(COURSE_STAGES) + 1
+    for number, recipe in enumerate(COURSE_STAGES, 1):
+        log(f"== stage {number}/{n_total}: {recipe}")
+        stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
+                          threads=threads, asl=recipe != "course-mnist-mlp", log=log, show_progress=show_progress)
+        stage["number"] = number
+        stage["title"], stage["intro"] = STAGE_TEXT[recipe]
+        if recipe == "course-asl-cnn-aug":
+            from handsign.evaluate import augment_preview
+
+            augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
+            stage["images"]["augment"] = "augment-preview.png"
+        doc["stages"].append(stage)
+
+    log(f"== stage {n_total}/{n_total}: deployment")
+    model_path = out / "runs" / COURSE_STAGES[-1] / "best.safetensors"
+    doc["deploy"] = {"number": n_total, **deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)}
+
+    runs = []
+    for recipe in fast:
+        log(f"== fast recipe: {recipe}")
+        runs.append(run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
+                              threads=threads, asl=False, log=log, show_progress=show_progress))
+    aug = doc["stages"][-1]
+    doc["fast"] = {"recipes": runs, "course_recipe": aug["recipe"], "course": COURSE_FIGURES[aug["recipe"]],
+                   "note": "" if fast else "No fast-* recipe is defined in this version of handsign "
+                                           "(handsign.config.RECIPES), so there is nothing to compare yet."}
+    doc["differences"] = differences(doc["stages"][0]["config"]["valid_fraction"])
+    doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    atomic_write_bytes(out / "report.json", json.dumps(doc, indent=2).encode())
+    atomic_write_bytes(out / "report.html", render(doc).encode())
+    log(f"wrote {out / 'report.html'} and {out / 'report.json'} ({doc['wall_seconds']:.0f} s)")
+    return doc
