@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from handsign.config import make_config
-from handsign.train import train
+from handsign.train import finish, train
 
 COURSE = ["course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"]
 
@@ -27,14 +27,26 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="runs/course", help="parent folder of the run folders")
     p.add_argument("--json", default="benchmarks/results/course-recipes.json")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train again even if the run folder holds a finished run (default: re-evaluate it)")
     a = p.parse_args(argv)
 
-    rows = []
+    # rows of recipes not run this time are kept, so recipes can be run one at a time
+    old = json.loads(Path(a.json).read_text()).get("rows", []) if Path(a.json).is_file() else []
+    rows = [r for r in old if r["recipe"] not in a.recipes]
     for name in a.recipes:
         out = Path(a.runs) / name
+        prev = next((r for r in old if r["recipe"] == name), None)
         t0 = time.perf_counter()
-        result = train(make_config(name, data_dir=a.data_dir, out=str(out), seed=a.seed), show_progress=False)
-        seconds = time.perf_counter() - t0
+        if not a.retrain and prev and (out / "metrics.json").is_file() and \
+                "best" in json.loads((out / "metrics.json").read_text()):
+            result = finish(out)  # re-evaluate the finished run (e.g. with a newer diagnosis)
+            seconds = prev["seconds"]
+        else:
+            result = train(make_config(name, data_dir=a.data_dir, out=str(out), seed=a.seed, threads=a.threads),
+                           show_progress=False)
+            seconds = time.perf_counter() - t0
         best, last = result.metrics["best"], result.metrics["last"]
         rows.append({"recipe": name, "seconds": round(seconds, 1), "epochs": len(result.history),
                      "best_epoch": best["epoch"], "train_acc": best["train_acc"], "valid_acc": best["valid_acc"],
@@ -48,6 +60,7 @@ def main(argv=None) -> int:
 
     print(f"\n| recipe | epochs | best epoch | train % | valid % | test % (best) | test % (last) | diagnosis | wall s |")
     print("|---|---|---|---|---|---|---|---|---|")
+    rows.sort(key=lambda r: COURSE.index(r["recipe"]) if r["recipe"] in COURSE else 99)
     for r in rows:
         print(f"| {r['recipe']} | {r['epochs']} | {r['best_epoch']} | {100 * r['train_acc']:.2f} | "
               f"{100 * r['valid_acc']:.2f} | {100 * (r['test_acc'] or 0):.2f} | {100 * (r['last_test_acc'] or 0):.2f} | "
