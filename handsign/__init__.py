@@ -1,7 +1,10 @@
 """handsign: train, evaluate and deploy small classifiers for MNIST digits and ASL letters.
 
-The Python API mirrors the CLI verbs: ``train``, ``evaluate``, ``load_model``, ``predict`` ...
-Heavy modules (torch) are imported lazily so that ``import handsign`` stays cheap and the
+The Python API mirrors the CLI verbs, one module each: ``handsign.train.train``,
+``handsign.evaluate.evaluate``, ``handsign.predict.predict``, ``handsign.export.export``,
+``handsign.reproduce.reproduce``, ``handsign.serve.serve``. The names below are re-exported lazily
+(verbs whose module has the same name are not, since ``import handsign.train`` would replace the
+function by the module). Heavy modules (torch) are imported lazily so that ``import handsign`` stays cheap and the
 deploy path (ONNX Runtime + Pillow + NumPy) never imports torch.
 """
 
@@ -14,8 +17,7 @@ _API = {
     "TrainConfig": "handsign.config",
     "RECIPES": "handsign.config",
     "get_recipe": "handsign.config",
-    "train": "handsign.train",
-    "evaluate": "handsign.evaluate",
+    "make_config": "handsign.config",
     "load_model": "handsign.checkpoint",
     "save_checkpoint": "handsign.checkpoint",
     "create_model": "handsign.models",
