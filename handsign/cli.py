@@ -43,7 +43,7 @@ def _add_train(sub):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
                    "one per GPU with --device cuda, else on CPU); --batch-size is per process")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, parser=p)
 
 
 def cmd_train(a) -> int:
@@ -53,12 +53,24 @@ def cmd_train(a) -> int:
     if a.nproc is not None and not distributed.launched():  # this process starts N copies under torchrun
         if not a.resume:
             _train_config(a)  # a bad flag fails here once, not in every rank
-        return distributed.launch(a.nproc, a.argv)
+        return distributed.launch(a.nproc, ["train", *_canonical_argv(a.parser, a, skip=("nproc", "parser"))])
     if a.resume:
         train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
         return 0
     train(_train_config(a), show_progress=not a.quiet)
     return 0
+
+
+def _canonical_argv(parser, a, skip=()) -> list[str]:
+    """The options set in `a` as full long flags: torchrun parses the script's arguments too, and an
+    abbreviation such as `--m cnn` would be ambiguous among its own options."""
+    argv = []
+    for act in parser._actions:
+        value = getattr(a, act.dest, None)
+        if not act.option_strings or act.dest in ("help", *skip) or value is None or value == act.default:
+            continue
+        argv += [act.option_strings[-1]] + ([] if act.nargs == 0 else [str(value)])
+    return argv
 
 
 def _train_config(a):
@@ -173,7 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given, for `train --nproc` to pass on
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -203,19 +203,24 @@ def check_same_weights(model: torch.nn.Module, log) -> None:
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """`handsign train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m handsign <argv>` and
-    return its exit code. The children see --nproc too and ignore it, since torchrun started them."""
+    """`handsign train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m handsign <argv>`
+    (argv without --nproc) and return its exit code. --standalone picks a free port on this machine."""
     if nproc < 1:
         raise HandsignError(f"--nproc: must be a positive integer, got {nproc}")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "handsign", *argv]
     proc = subprocess.Popen(cmd)
-    # Ctrl-C reaches torchrun and the workers straight from the terminal: don't kill them from here.
-    # A SIGTERM sent to this process alone is passed on to torchrun, which passes it to the workers.
-    old = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-           signal.SIGTERM: signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))}
+    received = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        if signum != signal.SIGINT:  # Ctrl-C reaches torchrun and the workers from the terminal already
+            proc.send_signal(signum)  # torchrun passes it on to the workers, which save and stop
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait()
+        rc = proc.wait()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    return 128 + received[0] if rc and received else rc  # like a single-process run stopped by a signal
