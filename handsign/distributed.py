@@ -22,6 +22,7 @@ import torch.distributed as dist
 from handsign.errors import HandsignError
 
 STOP_CHECK_EVERY = 10  # steps between the all-reduces that agree on a SIGINT/SIGTERM (one int each)
+_owned = False  # True when `init` created the process group (so `cleanup` destroys only that one)
 
 
 def launched() -> bool:
@@ -49,6 +50,7 @@ def init(device: torch.device) -> torch.device:
     """Join the process group when launched by torchrun; returns this rank's device (cuda -> cuda:LOCAL_RANK).
 
     `device` is what `runtime.setup` chose from --device; outside torchrun it is returned unchanged."""
+    global _owned
     if not launched():
         return device
     local_rank = int(os.environ["LOCAL_RANK"])
@@ -63,15 +65,18 @@ def init(device: torch.device) -> torch.device:
         backend = "gloo"
     else:
         raise HandsignError(f"--device {device}: distributed training runs on cpu (gloo) or cuda (nccl)")
-    if not active():
+    if not active():  # a caller that set up its own group keeps it
         dist.init_process_group(backend, device_id=device if backend == "nccl" else None)
+        _owned = True
     barrier()  # nobody writes into the run folder before every rank has checked it
     return device
 
 
 def cleanup() -> None:
-    if active():
+    global _owned
+    if active() and _owned:
         dist.destroy_process_group()
+    _owned = False
 
 
 def barrier() -> None:

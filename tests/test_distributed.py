@@ -68,7 +68,8 @@ def folder(tmp_path_factory):
 
 def _train_args(folder: Path, out: Path, epochs: int) -> list[str]:
     return ["train", "--dataset", "folder", "--image-folder", str(folder), "--model", "cnn", "--epochs", str(epochs),
-            "--batch-size", "8", "--augment", "course", "--device", "cpu", "--threads", "1", "--quiet", "--out", str(out)]
+            "--batch-size", "8", "--augment", "course", "--device", "cpu", "--threads", "1", "--quiet",
+            "--out", str(out)]
 
 
 def _run(cmd: list[str]) -> str:
@@ -132,7 +133,8 @@ def test_world_size_one_equals_a_plain_run(folder, tmp_path, monkeypatch):
         return load_model(out / "last.safetensors").model, read_metadata(out / "last.safetensors")
 
     wrapped = []  # what train() trained through: the model itself, then DistributedDataParallel
-    monkeypatch.setattr(distributed, "wrap", lambda m, d, wrap=distributed.wrap: wrapped.append(wrap(m, d)) or wrapped[-1])
+    real_wrap = distributed.wrap
+    monkeypatch.setattr(distributed, "wrap", lambda m, d: wrapped.append(real_wrap(m, d)) or wrapped[-1])
     threads = torch.get_num_threads()
     try:
         plain, plain_meta = run(tmp_path / "plain")
