@@ -41,24 +41,47 @@ def _add_train(sub):
     p.add_argument("--device", help="auto | cpu | cuda | mps")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
+                   "one per GPU with --device cuda, else on CPU); --batch-size is per process")
+    p.set_defaults(func=cmd_train, parser=p)
 
 
 def cmd_train(a) -> int:
-    from handsign.config import make_config
+    from handsign import distributed
     from handsign.train import train
 
+    if a.nproc is not None and not distributed.launched():  # this process starts N copies under torchrun
+        if not a.resume:
+            _train_config(a)  # a bad flag fails here once, not in every rank
+        return distributed.launch(a.nproc, ["train", *_canonical_argv(a.parser, a, skip=("nproc", "parser"))])
     if a.resume:
         train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
         return 0
-    cfg = make_config(a.recipe, dataset=a.dataset, image_folder=a.image_folder, model=a.model, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
-                      schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
-                      augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
-                      valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
-                      out=a.out, device=a.device, threads=a.threads)
-    train(cfg, show_progress=not a.quiet)
+    train(_train_config(a), show_progress=not a.quiet)
     return 0
+
+
+def _canonical_argv(parser, a, skip=()) -> list[str]:
+    """The options set in `a` as full long flags: torchrun parses the script's arguments too, and an
+    abbreviation such as `--m cnn` would be ambiguous among its own options."""
+    argv = []
+    for act in parser._actions:
+        value = getattr(a, act.dest, None)
+        if not act.option_strings or act.dest in ("help", *skip) or value is None or value == act.default:
+            continue
+        argv += [act.option_strings[-1]] + ([] if act.nargs == 0 else [str(value)])
+    return argv
+
+
+def _train_config(a):
+    from handsign.config import make_config
+
+    return make_config(a.recipe, dataset=a.dataset, image_folder=a.image_folder, model=a.model, epochs=a.epochs,
+                       batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
+                       schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
+                       augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
+                       valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
+                       out=a.out, device=a.device, threads=a.threads)
 
 
 def _add_evaluate(sub):

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from handsign import __version__
+from handsign import __version__, distributed
 from handsign.checkpoint import (atomic_write_bytes, load_train_state, optimizer_state_from_tensors,
                                  optimizer_state_to_tensors, save_checkpoint)
 from handsign.config import TrainConfig
@@ -151,8 +151,9 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
     g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))  # order + augmentation
     aug = get_augment(cfg.augment)
     n = len(data)
-    perm = torch.randperm(n, generator=g)
-    steps = math.ceil(n / cfg.batch_size)
+    perm = distributed.shard(torch.randperm(n, generator=g))  # same order on all ranks, then this rank's share
+    distributed.seed_rank(epoch_seed(cfg.seed, epoch), g)  # own dropout + augmentation draws per rank
+    steps = math.ceil(len(perm) / cfg.batch_size)
     images, labels = data.images.to(device), data.labels.to(device)  # (N, 1, H, W) uint8 stays resident
     progress = Progress(steps, f"epoch {epoch}/{cfg.epochs}", enabled=show_progress)
     loss_sum = torch.zeros((), device=device)
@@ -173,9 +174,12 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         progress.update(len(y), loss.item() if progress.tty else None)
-        if stop is not None and stop.signum:
+        if stop is not None and (signum := distributed.agreed_signal(stop.signum, b, steps)):
+            stop.signum = signum  # every rank stops at this step, also one that was not signalled itself
             raise _Stopped
     seconds = time.perf_counter() - start
+    loss_sum, correct = distributed.all_reduce_sum(loss_sum, correct)  # global sums over ranks
+    n = len(perm) * distributed.world_size()
     return {"train_loss": loss_sum.item() / n, "train_acc": correct.item() / n,
             "seconds": seconds, "images_per_s": n / seconds}
 
@@ -235,7 +239,9 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
                                 f"to continue it, or another --out)")
         cfg.out = str(run_dir)
 
-    device = setup(cfg.seed, cfg.device, cfg.threads)
+    device = distributed.init(setup(cfg.seed, cfg.device, cfg.threads))  # torchrun: join the group
+    run_dir = distributed.broadcast(run_dir)
+    log = distributed.main_only(log)
     splits = prepare_data(cfg)
     classes = splits.train.classes
     spec = default_spec(cfg.dataset)
@@ -243,7 +249,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
                                         **cfg.model_args}}
     model = create_model(cfg.model, len(classes), **arch["args"]).to(device)
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(splits.train) / cfg.batch_size)
+    steps_per_epoch = math.ceil(distributed.shard_size(len(splits.train)) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
     history, start_epoch, best_acc = [], 1, -1.0
@@ -254,8 +260,10 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         history = meta["train_state"]["history"]
         start_epoch = meta["train_state"]["epoch"] + 1
         best_acc = max((h["valid_acc"] for h in history), default=-1.0)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
+    net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
+    if distributed.is_main():  # only rank 0 writes into the run folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
 
     log(f"handsign {__version__} | {'resuming' if resume else 'run'} {run_dir} | device {device} | "
         f"{cfg.model}: {count_parameters(model):,} parameters")
@@ -278,6 +286,8 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         return m
 
     def save_last(epoch: int):
+        if not distributed.is_main():
+            return
         opt_tensors, opt_info = optimizer_state_to_tensors(optimizer)
         metrics = history[-1] if history else {}
         save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
@@ -290,24 +300,33 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     with _StopFlag() as stop:
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):
-                tr = train_one_epoch(model, splits.train, optimizer, cfg, epoch, device,
-                                     (epoch - 1) * steps_per_epoch, total_steps, stop, show_progress)
-                va = evaluate_tensors(model, splits.valid, cfg.eval_batch_size, device)
+                tr = train_one_epoch(net, splits.train, optimizer, cfg, epoch, device, (epoch - 1) * steps_per_epoch,
+                                     total_steps, stop, show_progress and distributed.is_main())
+                va = distributed.evaluate_sharded(evaluate_tensors, model, splits.valid, cfg.eval_batch_size, device)
                 row = {"epoch": epoch, **tr, "valid_loss": va["loss"], "valid_acc": va["acc"],
                        "lr": optimizer.param_groups[0]["lr"]}
                 history.append(row)
                 if va["acc"] > best_acc:
                     best_acc = va["acc"]
-                    save_checkpoint(run_dir / "best.safetensors", model, meta_for(dict(row)))
+                    if distributed.is_main():
+                        save_checkpoint(run_dir / "best.safetensors", model, meta_for(dict(row)))
                 save_last(epoch)
-                _write_metrics(run_dir, history)
+                if distributed.is_main():
+                    _write_metrics(run_dir, history)
                 log(f"epoch {epoch:>3}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
                     f"valid loss {va['loss']:.4f} acc {va['acc']:.2%}  {tr['seconds']:.1f}s "
                     f"{tr['images_per_s']:,.0f} img/s" + ("  *best" if va["acc"] == best_acc else ""))
         except _Stopped:
+            distributed.cleanup()
             raise TrainingInterrupted(stop.signum, run_dir, epoch - 1) from None
 
-    return finish(run_dir, log=log)
+    distributed.check_same_weights(model, log)
+    # rank 0 tests and writes the final metrics; the others wait, then return only the history
+    result = finish(run_dir, log=log) if distributed.is_main() else RunResult(
+        run_dir, history, {}, {}, run_dir / "best.safetensors", run_dir / "last.safetensors")
+    distributed.barrier()
+    distributed.cleanup()
+    return result
 
 
 def finish(run_dir: Path, log=print) -> RunResult:

@@ -1,0 +1,231 @@
+"""Multi-process training with DistributedDataParallel: joining the group, rank helpers, all-reduce, launch.
+
+    torchrun --nproc-per-node 2 -m handsign train ...      (or: handsign train --nproc 2 ...)
+
+A process started by torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR in its environment) joins the
+group in `init`: gloo on CPU, NCCL on CUDA with rank r on cuda:LOCAL_RANK. Any other process is rank 0
+of a world of 1 and every helper here is a no-op, so single-process training runs unchanged.
+`--batch-size` is per rank (as in torchvision's references): a step sees batch_size * world images.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+
+from handsign.errors import HandsignError
+
+STOP_CHECK_EVERY = 10  # steps between the all-reduces that agree on a SIGINT/SIGTERM (one int each)
+_owned = False  # True when `init` created the process group (so `cleanup` destroys only that one)
+
+
+def launched() -> bool:
+    """True in a process started by torchrun (or anything that sets the env:// variables)."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init(device: torch.device) -> torch.device:
+    """Join the process group when launched by torchrun; returns this rank's device (cuda -> cuda:LOCAL_RANK).
+
+    `device` is what `runtime.setup` chose from --device; outside torchrun it is returned unchanged."""
+    global _owned
+    if not launched():
+        return device
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise HandsignError(f"--device {device}: local rank {local_rank} needs GPU {local_rank}, but this "
+                                f"machine has {torch.cuda.device_count()} (lower --nproc-per-node)")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    elif device.type == "cpu":
+        backend = "gloo"
+    else:
+        raise HandsignError(f"--device {device}: distributed training runs on cpu (gloo) or cuda (nccl)")
+    if not active():  # a caller that set up its own group keeps it
+        dist.init_process_group(backend, device_id=device if backend == "nccl" else None)
+        _owned = True
+    barrier()  # nobody writes into the run folder before every rank has checked it
+    return device
+
+
+def cleanup() -> None:
+    global _owned
+    if active() and _owned:
+        dist.destroy_process_group()
+    _owned = False
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: the rank's GPU for NCCL, else the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast(obj):
+    """Rank 0's `obj` on every rank (e.g. the run folder, whose default name holds a time stamp)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=_comm_device())
+    return box[0]
+
+
+def main_only(log):
+    """`log` on rank 0; a function that prints nothing on the other ranks."""
+    return log if is_main() else (lambda *args, **kwargs: None)
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel(model) when in a group, else `model`. Train through the wrapper; evaluate
+    and save the unwrapped model (its state dict has no 'module.' prefix and its forward no collectives)."""
+    if not active():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def shard_size(n: int) -> int:
+    """Samples per rank per epoch: ceil(n / world), equal on every rank."""
+    return math.ceil(n / world_size())
+
+
+def shard(perm: torch.Tensor) -> torch.Tensor:
+    """This rank's share of an epoch order shared by all ranks, as torch's DistributedSampler does it:
+    wrap around to a multiple of the world size, then take every world-th index starting at the rank.
+    (N,) -> (ceil(N / world),), so all ranks run the same number of steps; at most world - 1 samples
+    are seen twice per epoch."""
+    world = world_size()
+    if world == 1:
+        return perm
+    total = shard_size(len(perm)) * world
+    padded = perm.repeat(math.ceil(total / len(perm)))[:total]
+    return padded[rank()::world]
+
+
+def seed_rank(seed: int, generator: torch.Generator) -> None:
+    """After the shared shuffle: this rank's own dropout and augmentation draws, reproducible from
+    (seed, rank). World of 1: nothing changes, so the draws equal a single-process run's."""
+    if world_size() == 1:
+        return
+    s = seed * 1_000_003 + rank()
+    generator.manual_seed(s)
+    torch.manual_seed(s)
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Element-wise sums over all ranks (new tensors; the inputs are untouched)."""
+    if world_size() == 1:
+        return list(tensors)
+    out = []
+    for t in tensors:
+        t = t.detach().clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        out.append(t)
+    return out
+
+
+def agreed_signal(signum: int, step: int, steps: int) -> int:
+    """The stop signal every rank acts on at the same step, so none waits forever in a collective that
+    a stopped rank never joins. Single process: `signum`. Distributed: the largest signal number seen
+    by any rank, exchanged every STOP_CHECK_EVERY steps and at the last step of the epoch (0 between)."""
+    if world_size() == 1:
+        return signum
+    if (step + 1) % STOP_CHECK_EVERY and step + 1 != steps:
+        return 0
+    t = torch.tensor([signum], device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def evaluate_sharded(evaluate, model, data, *args) -> dict:
+    """`evaluate(model, data, *args)` -> {"loss": mean, "acc": mean}, each rank on every world-th sample
+    (no padding: nothing counted twice), then averaged over ranks weighted by share size."""
+    world = world_size()
+    if world == 1:
+        return evaluate(model, data, *args)
+    share = data.subset(torch.arange(rank(), len(data), world))
+    m = evaluate(model, share, *args) if len(share) else {"loss": 0.0, "acc": 0.0}
+    k = len(share)
+    (t,) = all_reduce_sum(torch.tensor([m["loss"] * k, m["acc"] * k, k], dtype=torch.float64,
+                                       device=_comm_device()))
+    return {"loss": (t[0] / t[2]).item(), "acc": (t[1] / t[2]).item()}
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of the parameters' names and float32 values. Parameters only: BatchNorm running stats
+    differ between ranks (DDP broadcasts rank 0's at the start of each forward, then each rank's own
+    batch moves them), and the checkpoint keeps rank 0's."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def check_same_weights(model: torch.nn.Module, log) -> None:
+    """After training: every rank must hold the same parameters (DDP's invariant); rank 0 logs the
+    digest, any difference raises. Single process: nothing to check."""
+    if world_size() == 1:
+        return
+    digests = [None] * world_size()
+    dist.all_gather_object(digests, weights_digest(model))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"ranks ended with different weights: {digests}")
+    log(f"weights identical on all {world_size()} ranks (parameters sha256 {digests[0]})")
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """`handsign train --nproc N ...`: run `torchrun --standalone --nproc-per-node N -m handsign <argv>`
+    (argv without --nproc) and return its exit code. --standalone picks a free port on this machine."""
+    if nproc < 1:
+        raise HandsignError(f"--nproc: must be a positive integer, got {nproc}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "handsign", *argv]
+    proc = subprocess.Popen(cmd)
+    received = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        if signum != signal.SIGINT:  # Ctrl-C reaches torchrun and the workers from the terminal already
+            proc.send_signal(signum)  # torchrun passes it on to the workers, which save and stop
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        rc = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 128 + received[0] if rc and received else rc  # like a single-process run stopped by a signal
