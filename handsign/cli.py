@@ -28,7 +28,7 @@ def _add_train(sub):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", choices=["none", "course"])
+    p.add_argument("--augment", choices=["none", "course", "hands", "digits"])
     p.add_argument("--augment-per-batch", action="store_const", const=True,
                    help="one random augmentation per batch, as the course did")
     p.add_argument("--valid-fraction", type=float)
@@ -40,6 +40,8 @@ def _add_train(sub):
     p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
     p.add_argument("--device", help="auto | cpu | cuda | mps")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--channels-last", action="store_const", const=True,
+                   help="NHWC memory format (faster convolutions on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -56,7 +58,8 @@ def cmd_train(a) -> int:
                       schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
                       augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
                       valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
-                      out=a.out, device=a.device, threads=a.threads)
+                      out=a.out, device=a.device, threads=a.threads,
+                      channels_last=a.channels_last)
     train(cfg, show_progress=not a.quiet)
     return 0
 
