@@ -28,7 +28,7 @@ def _add_train(sub):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", choices=["none", "course"])
+    p.add_argument("--augment", choices=["none", "course", "hands", "digits"])
     p.add_argument("--augment-per-batch", action="store_const", const=True,
                    help="one random augmentation per batch, as the course did")
     p.add_argument("--valid-fraction", type=float)
@@ -40,6 +40,8 @@ def _add_train(sub):
     p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
     p.add_argument("--device", help="auto | cpu | cuda | mps")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--channels-last", action="store_const", const=True,
+                   help="NHWC memory format (faster convolutions on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
                    "one per GPU with --device cuda, else on CPU); --batch-size is per process")
@@ -81,7 +83,7 @@ def _train_config(a):
                        schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
                        augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
                        valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
-                       out=a.out, device=a.device, threads=a.threads)
+                       out=a.out, device=a.device, threads=a.threads, channels_last=a.channels_last)
 
 
 def _add_evaluate(sub):

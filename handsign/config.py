@@ -11,7 +11,7 @@ from handsign.errors import HandsignError
 DATASETS = ("mnist", "sign_mnist", "folder")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
-AUGMENTS = ("none", "course")
+AUGMENTS = ("none", "course", "hands", "digits")  # presets in handsign.transforms
 
 
 @dataclass
@@ -28,7 +28,7 @@ class TrainConfig:
     weight_decay: float = 0.0        # L2 (adam/sgd) or decoupled (adamw) weight decay
     schedule: str = "constant"       # constant | onecycle | cosine, stepped per batch
     label_smoothing: float = 0.0     # cross-entropy label smoothing, 0..1
-    augment: str = "none"            # none | course (rotation 5 deg, resized crop, flip, jitter)
+    augment: str = "none"            # none | course (rotation 5 deg, resized crop, flip, jitter) | hands | digits
     augment_per_batch: bool = False  # course behaviour: one random draw shared by a whole batch
     valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
     valid_from_test: bool = False    # course behaviour: use the test file as validation
@@ -38,6 +38,7 @@ class TrainConfig:
     out: str = ""                    # run directory ("" = runs/<recipe>-<time>)
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     threads: int = 0                 # torch CPU threads (0 = torch's default)
+    channels_last: bool = False      # NHWC weights and activations: faster oneDNN convolutions on CPU
     eval_batch_size: int = 1000      # images per forward pass when evaluating
 
     def __post_init__(self):
@@ -107,6 +108,21 @@ RECIPES: dict[str, dict] = {
         "description": "Course stage 4: the CNN with the course's augmentation (rotate, crop, flip, jitter), 20 epochs",
         "settings": {"dataset": "sign_mnist", "model": "cnn", "epochs": 20, "batch_size": 32, "lr": 1e-3,
                      "augment": "course"},
+    },
+    # fast recipes: measured in docs/fast.md (benchmarks/run.py); settings chosen on the valid split
+    "fast-asl": {
+        "description": "The course CNN, batch 128, one-cycle Adam 3e-3, label smoothing 0.1, 'hands' "
+                       "augmentation (course set + shifts, scale, 10 deg); 6 epochs",
+        "settings": {"dataset": "sign_mnist", "model": "cnn", "epochs": 6, "batch_size": 128, "lr": 3e-3,
+                     "schedule": "onecycle", "label_smoothing": 0.1, "augment": "hands",
+                     "channels_last": True},
+    },
+    "fast-mnist": {
+        "description": "The course CNN on digits, batch 128, one-cycle Adam 3e-3, label smoothing 0.1, "
+                       "'digits' augmentation (shifts, scale, 10 deg, no flip); 4 epochs",
+        "settings": {"dataset": "mnist", "model": "cnn", "epochs": 4, "batch_size": 128, "lr": 3e-3,
+                     "schedule": "onecycle", "label_smoothing": 0.1, "augment": "digits",
+                     "channels_last": True},
     },
 }
 

@@ -248,6 +248,8 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     arch = {"name": cfg.model, "args": {"in_channels": 1, "image_size": splits.train.images.shape[-1],
                                         **cfg.model_args}}
     model = create_model(cfg.model, len(classes), **arch["args"]).to(device)
+    if cfg.channels_last:  # checkpoints stay NCHW: save_checkpoint makes every tensor contiguous
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(distributed.shard_size(len(splits.train)) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs

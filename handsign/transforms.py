@@ -23,9 +23,18 @@ class AugmentSpec:
     hflip_p: float = 0.5               # probability of a left-right mirror
     brightness: float = 0.2            # factor uniform in [1 - b, 1 + b]
     contrast: float = 0.5              # factor uniform in [1 - c, 1 + c], around each image's mean
+    translate: float = 0.0             # extra shift, uniform in [-t, t] x image side, each axis
 
 
-AUGMENT_PRESETS = {"none": None, "course": AugmentSpec()}
+# "hands": Sign-MNIST's test set is other hands, so besides the course set, shift and scale more
+# "digits": MNIST is centred by mass and never mirrored: small shifts, scale and rotation only
+AUGMENT_PRESETS = {
+    "none": None,
+    "course": AugmentSpec(),
+    "hands": AugmentSpec(rotation_deg=10.0, crop_scale=(0.8, 1.0), translate=0.1),
+    "digits": AugmentSpec(rotation_deg=10.0, crop_scale=(0.85, 1.0), hflip_p=0.0, brightness=0.0,
+                          contrast=0.0, translate=0.08),
+}
 
 
 def _uniform(n, lo, hi, g, device):
@@ -44,6 +53,9 @@ def augment_batch(x: torch.Tensor, spec: AugmentSpec | None, generator: torch.Ge
     # crop centre, normalised to [-1, 1]: anywhere the crop still fits inside the image
     cx = _uniform(draws, -1, 1, generator, dev) * (1 - side)
     cy = _uniform(draws, -1, 1, generator, dev) * (1 - side)
+    if spec.translate:  # normalised coordinates span 2 per image side
+        cx = cx + _uniform(draws, -2 * spec.translate, 2 * spec.translate, generator, dev)
+        cy = cy + _uniform(draws, -2 * spec.translate, 2 * spec.translate, generator, dev)
     flip = torch.where(_uniform(draws, 0, 1, generator, dev) < spec.hflip_p, -1.0, 1.0)
     bright = _uniform(draws, 1 - spec.brightness, 1 + spec.brightness, generator, dev)
     contrast = _uniform(draws, 1 - spec.contrast, 1 + spec.contrast, generator, dev)

@@ -1,0 +1,69 @@
+"""Fast recipes are valid, and the benchmark suite runs end to end on tiny synthetic data."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+from handsign.config import RECIPES, make_config
+from handsign.models import create_model
+from handsign.transforms import augment_batch, get_augment
+
+FAST = sorted(r for r in RECIPES if r.startswith("fast-"))
+
+
+def test_fast_recipes_exist():
+    assert {"fast-asl", "fast-mnist"} <= set(FAST)
+
+
+@pytest.mark.parametrize("recipe", FAST)
+def test_fast_recipe_is_a_valid_config_whose_model_and_augmentation_run(recipe):
+    cfg = make_config(recipe)
+    classes = 10 if cfg.dataset == "mnist" else 24
+    model = create_model(cfg.model, classes, **cfg.model_args)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    x = augment_batch(torch.rand(4, 1, 28, 28), get_augment(cfg.augment), torch.Generator().manual_seed(0))
+    assert x.shape == (4, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert model.eval()(x).shape == (4, classes)
+
+
+def test_translate_moves_the_picture():
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 12:16, 12:16] = 1
+    spec = get_augment("digits")
+    centres = set()
+    for seed in range(8):
+        y = augment_batch(x, spec, torch.Generator().manual_seed(seed))[0, 0]
+        centres.add(round(float((y.sum(0) * torch.arange(28)).sum() / y.sum())))
+    assert len(centres) >= 3  # shifted by whole pixels, differently per draw
+
+
+def _bench(tmp_path, *args):
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--synthetic", "--threads", "1",
+                        "--out", str(out), *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(out.read_text()), out.with_suffix(".md").read_text(), r.stdout
+
+
+def test_bench_train_and_infer_smoke(tmp_path):
+    doc, md, stdout = _bench(tmp_path, "--only", "train", "infer", "--steps", "2")
+    assert doc["machine"]["matmul_gflops"] > 0 and doc["loadavg"]["start"] is not None
+    course = doc["train"]["course loop (DataLoader, batch 32, course transforms)"]
+    assert course["images"] == 2 * 32 and course["images_per_s"] > 0
+    assert any(k.startswith("handsign loop (fast-asl") for k in doc["train"])
+    for backend in ("torch", "onnx"):
+        assert doc["infer"][backend]["single_image"]["p50_ms"] > 0
+    assert "| train | course loop" in md and md.strip() in stdout
+
+
+@pytest.mark.slow
+def test_bench_predict_and_serve_smoke(tmp_path):
+    doc, md, _ = _bench(tmp_path, "--only", "predict", "serve", "--requests", "20", "--concurrency", "2")
+    assert doc["predict"]["onnx"]["median_s"] > 0
+    assert doc["serve"]["onnx"]["statuses"] == {"200": 20} and doc["serve"]["onnx"]["requests_per_s"] > 0
+    assert "POST /predict (onnx)" in md
