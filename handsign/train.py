@@ -254,14 +254,14 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     steps_per_epoch = math.ceil(distributed.shard_size(len(splits.train)) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
-    history, start_epoch, best_acc = [], 1, -1.0
+    history, start_epoch, best = [], 1, (-1.0, 0.0)
     if resume is not None:
         model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta["train_state"]["optimizer"]))
         history = meta["train_state"]["history"]
         start_epoch = meta["train_state"]["epoch"] + 1
-        best_acc = max((h["valid_acc"] for h in history), default=-1.0)
+        best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
     net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
     if distributed.is_main():  # only rank 0 writes into the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -308,8 +308,10 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
                 row = {"epoch": epoch, **tr, "valid_loss": va["loss"], "valid_acc": va["acc"],
                        "lr": optimizer.param_groups[0]["lr"]}
                 history.append(row)
-                if va["acc"] > best_acc:
-                    best_acc = va["acc"]
+                # best = highest valid accuracy; a tie (common once valid saturates) goes to the lower loss
+                is_best = (va["acc"], -va["loss"]) > best
+                if is_best:
+                    best = (va["acc"], -va["loss"])
                     if distributed.is_main():
                         save_checkpoint(run_dir / "best.safetensors", model, meta_for(dict(row)))
                 save_last(epoch)
@@ -317,7 +319,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
                     _write_metrics(run_dir, history)
                 log(f"epoch {epoch:>3}/{cfg.epochs}  train loss {tr['train_loss']:.4f} acc {tr['train_acc']:.2%}  "
                     f"valid loss {va['loss']:.4f} acc {va['acc']:.2%}  {tr['seconds']:.1f}s "
-                    f"{tr['images_per_s']:,.0f} img/s" + ("  *best" if va["acc"] == best_acc else ""))
+                    f"{tr['images_per_s']:,.0f} img/s" + ("  *best" if is_best else ""))
         except _Stopped:
             distributed.cleanup()
             raise TrainingInterrupted(stop.signum, run_dir, epoch - 1) from None
