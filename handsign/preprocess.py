@@ -40,7 +40,7 @@ SPECS = {
     "mnist": {"version": 1, "size": 28, "mode": "L", "fit": "digit", "invert": "auto"},
     "sign_mnist": {"version": 1, "size": 28, "mode": "L", "fit": "pad", "invert": "never"},
 }
-PHOTO_FIELDS = {"crop": "foreground", "margin": 0.12, "match": {"mean": 160.0, "std": 40.0}}
+PHOTO_FIELDS = {"crop": "foreground", "margin": 0.05, "match": {"mean": 160.0, "std": 40.0}}
 PREPROCESS_PRESETS = ("", "photo")  # "" = the data set's own spec; "photo" = it + PHOTO_FIELDS
 _CROPS = {"none", "foreground"}
 _FITS = {"pad", "squash", "digit"}
