@@ -28,9 +28,11 @@ def _add_train(sub):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", choices=["none", "course", "hands", "digits"])
+    p.add_argument("--augment", choices=["none", "course", "hands", "digits", "photo"])
     p.add_argument("--augment-per-batch", action="store_const", const=True,
                    help="one random augmentation per batch, as the course did")
+    p.add_argument("--preprocess", choices=["", "photo"], help="preprocessing stored with the model: '' (the "
+                   "data set's) or photo (hand crop + brightness match for photos; 28x28 gray input unchanged)")
     p.add_argument("--valid-fraction", type=float)
     p.add_argument("--valid-from-test", action="store_const", const=True,
                    help="validate on the test file, as the course did (biased)")
@@ -81,9 +83,10 @@ def _train_config(a):
     return make_config(a.recipe, dataset=a.dataset, image_folder=a.image_folder, model=a.model, epochs=a.epochs,
                        batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
                        schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
-                       augment_per_batch=a.augment_per_batch, valid_fraction=a.valid_fraction,
-                       valid_from_test=a.valid_from_test, seed=a.seed, limit=a.limit, data_dir=a.data_dir,
-                       out=a.out, device=a.device, threads=a.threads, channels_last=a.channels_last)
+                       augment_per_batch=a.augment_per_batch, preprocess=a.preprocess,
+                       valid_fraction=a.valid_fraction, valid_from_test=a.valid_from_test, seed=a.seed,
+                       limit=a.limit, data_dir=a.data_dir, out=a.out, device=a.device, threads=a.threads,
+                       channels_last=a.channels_last)
 
 
 def _add_evaluate(sub):
@@ -123,7 +126,7 @@ def _add_augment_preview(sub):
     p = sub.add_parser("augment-preview", help="PNG grid of training images and augmented copies")
     p.add_argument("--recipe", default="course-asl-cnn-aug")
     p.add_argument("--dataset", choices=["mnist", "sign_mnist"])
-    p.add_argument("--augment", choices=["course"], default="course")
+    p.add_argument("--augment", choices=["course", "photo"], default="course")
     p.add_argument("--per-batch", action="store_true", help="one draw for all copies, as the course did")
     p.add_argument("--n", type=int, default=8, help="number of training images (rows)")
     p.add_argument("--copies", type=int, default=7, help="augmented copies per image")
@@ -137,7 +140,7 @@ def cmd_augment_preview(a) -> int:
     from handsign.evaluate import augment_preview
 
     path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
-                           data_dir=a.data_dir, out=a.out, per_batch=a.per_batch)
+                           data_dir=a.data_dir, out=a.out, per_batch=a.per_batch, augment=a.augment)
     print(f"wrote {path}")
     return 0
 
@@ -152,16 +155,22 @@ def _add_predict(sub):
                    help="auto: ONNX Runtime when the model's .onnx file exists and onnxruntime is installed, "
                    "else torch")
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and predicted together")
+    p.add_argument("--min-confidence", type=float, metavar="P", help="answer 'not sure' when the top "
+                   "probability is below P (default: the model's own, else 0.5; 0 = always answer)")
     p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(a) -> int:
-    from handsign.predict import Predictor, expand_inputs
+    from handsign.predict import Predictor, check_min_confidence, expand_inputs
 
     if a.top_k < 1:
         raise HandsignError("--top-k must be at least 1")
+    if a.min_confidence is not None:
+        check_min_confidence(a.min_confidence)
     paths = expand_inputs(a.inputs)
     predictor = Predictor.load(a.model, a.backend)
+    if a.min_confidence is not None:
+        predictor.min_confidence = a.min_confidence
     failed = []
 
     def skip(name, error):  # a bad image among many: report it, predict the others, exit 2 at the end
@@ -173,7 +182,9 @@ def cmd_predict(a) -> int:
             print(json.dumps(r))
         else:
             top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
-            print(f"{r['path']}: {r['label']} ({r['probability']:.1%})  top: {top}")
+            answer = f"{r['label']} ({r['probability']:.1%})" if r["confident"] else \
+                f"not sure (best guess {r['label']}, {r['probability']:.1%})"
+            print(f"{r['path']}: {answer}  top: {top}")
     if failed:
         print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
         return 2
@@ -260,6 +271,8 @@ def _add_serve(sub):
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, width x height")
+    p.add_argument("--min-confidence", type=float, metavar="P", help="answer 'not sure' below this top "
+                   "probability (default: each model's own, else 0.5)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -269,7 +282,8 @@ def cmd_serve(a) -> int:
     if not 0 < a.port < 65536:
         raise HandsignError(f"--port must be in 1..65535, not {a.port}")
     limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
-    serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits)
+    serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits,
+          min_confidence=a.min_confidence)
     return 0
 
 
@@ -298,8 +312,34 @@ def cmd_reproduce(a) -> int:
     return 0
 
 
+def _add_photo_eval(sub):
+    p = sub.add_parser("photo-eval", help="accuracy on synthetic webcam-like photos made from the ASL test split",
+                       description="Stage Sign-MNIST test images as 200x200 colour JPEG 'photos' (backgrounds, "
+                       "light, blur, noise; a separate seed from training) and report each model's accuracy on "
+                       "them next to its plain test accuracy, with and without the photo preprocessing.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="checkpoint, run folder or bundled name (ASL)")
+    p.add_argument("--n-per-class", type=int, default=40, help="pictures per letter (default 40: 960 in all)")
+    p.add_argument("--seed", type=int, default=None, help="picture seed (default 8675309)")
+    p.add_argument("--preprocess", choices=["both", "model", "plain", "photo"], default="both",
+                   help="both: with the photo preprocessing off and on; model: each model's own spec")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="torch")
+    p.add_argument("--save-images", metavar="DIR", help="also write the pictures as DIR/NNNNN-<letter>.jpg")
+    p.add_argument("--data-dir")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_photo_eval)
+
+
+def cmd_photo_eval(a) -> int:
+    from handsign.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval
+
+    r = photo_eval(a.models, n_per_class=a.n_per_class, seed=PHOTO_SEED if a.seed is None else a.seed,
+                   data_dir=a.data_dir, preprocess=a.preprocess, backend=a.backend, save_images=a.save_images)
+    print(json.dumps(r) if a.json else format_photo_eval(r))
+    return 0
+
+
 COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
-            _add_export, _add_import_course_model, _add_bundle, _add_serve]
+            _add_export, _add_import_course_model, _add_bundle, _add_serve, _add_photo_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

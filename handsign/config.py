@@ -7,11 +7,12 @@ import json
 from dataclasses import dataclass, field
 
 from handsign.errors import HandsignError
+from handsign.preprocess import PREPROCESS_PRESETS
 
 DATASETS = ("mnist", "sign_mnist", "folder")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
-AUGMENTS = ("none", "course", "hands", "digits")  # presets in handsign.transforms
+AUGMENTS = ("none", "course", "hands", "digits", "photo")  # presets in handsign.transforms
 
 
 @dataclass
@@ -28,8 +29,9 @@ class TrainConfig:
     weight_decay: float = 0.0        # L2 (adam/sgd) or decoupled (adamw) weight decay
     schedule: str = "constant"       # constant | onecycle | cosine, stepped per batch
     label_smoothing: float = 0.0     # cross-entropy label smoothing, 0..1
-    augment: str = "none"            # none | course (rotation 5 deg, resized crop, flip, jitter) | hands | digits
+    augment: str = "none"            # none | course | hands | digits | photo (handsign.transforms)
     augment_per_batch: bool = False  # course behaviour: one random draw shared by a whole batch
+    preprocess: str = ""             # "" = the data set's spec | photo (+ hand crop, brightness match)
     valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
     valid_from_test: bool = False    # course behaviour: use the test file as validation
     seed: int = 0                    # seeds weights, shuffling, dropout and augmentation
@@ -61,6 +63,9 @@ class TrainConfig:
             bad("schedule", f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             bad("augment", f"unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTS)}")
+        if self.preprocess not in PREPROCESS_PRESETS:
+            bad("preprocess", f"unknown preprocessing {self.preprocess!r}; choose from "
+                f"{', '.join(repr(p) for p in PREPROCESS_PRESETS)}")
         if not 0 <= self.label_smoothing < 1:
             bad("label-smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
         if self.weight_decay < 0:
@@ -123,6 +128,14 @@ RECIPES: dict[str, dict] = {
         "settings": {"dataset": "mnist", "model": "cnn", "epochs": 4, "batch_size": 128, "lr": 3e-3,
                      "schedule": "onecycle", "label_smoothing": 0.1, "augment": "digits",
                      "channels_last": True},
+    },
+    "robust-asl": {
+        "description": "The course CNN trained for webcam/phone photos: photo augmentation (perspective, "
+                       "backgrounds, lighting, blur, noise), photo preprocessing (hand crop, brightness "
+                       "match), AdamW one-cycle, batch 128, 14 epochs",
+        "settings": {"dataset": "sign_mnist", "model": "cnn", "epochs": 14, "batch_size": 128, "lr": 2e-3,
+                     "optimizer": "adamw", "weight_decay": 5e-4, "schedule": "onecycle",
+                     "label_smoothing": 0.1, "augment": "photo", "preprocess": "photo"},
     },
 }
 

@@ -21,6 +21,8 @@ from handsign.errors import CheckpointError, HandsignError, ImageError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED = ("asl", "mnist")  # names usable as --model; files bundled/<name>.safetensors/.json/.onnx
+MIN_CONFIDENCE = 0.5  # top-1 probability below which the answer is "not sure" (a model's metadata may set its own)
+NOT_SURE = "not sure"
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
@@ -54,6 +56,7 @@ class Predictor:
         self.labels = list(meta["labels"])
         self.spec = pp.check_spec(dict(meta["preprocess"]))
         self.name = meta.get("name") or source.stem
+        self.min_confidence = check_min_confidence(meta.get("min_confidence", MIN_CONFIDENCE))
 
     @classmethod
     def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu") -> "Predictor":
@@ -96,13 +99,17 @@ class Predictor:
         return self._run(x)
 
     def predict_arrays(self, x: np.ndarray, top_k: int = 3) -> list[dict]:
+        """One dict per image: label (top-1), probability, top, and whether it clears min_confidence:
+        confident (bool) and verdict (the label, or "not sure")."""
         probs = softmax(self.logits(x).astype(np.float64))
         k = max(1, min(top_k, len(self.labels)))
         out = []
         for p in probs:
             order = np.argsort(-p, kind="stable")[:k]
             top = [[self.labels[i], round(float(p[i]), 6)] for i in order]
-            out.append({"label": top[0][0], "probability": top[0][1], "top": top})
+            confident = bool(p[order[0]] >= self.min_confidence)
+            out.append({"label": top[0][0], "probability": top[0][1], "top": top, "confident": confident,
+                        "verdict": top[0][0] if confident else NOT_SURE})
         return out
 
     def iter_predictions(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
@@ -135,6 +142,13 @@ class Predictor:
         return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
 
 
+def check_min_confidence(value) -> float:
+    """--min-confidence (or a model's stored default): a probability in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise HandsignError(f"--min-confidence must be a probability in 0..1, not {value!r}")
+    return float(value)
+
+
 def _have_onnxruntime() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None  # a look, not an import (~0.3 s saved)
 
@@ -161,9 +175,13 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
-def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto") -> list[dict]:
+def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto",
+            min_confidence: float | None = None) -> list[dict]:
     """Python API of `handsign predict`: paths/folders/globs -> one dict per image."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = expand_inputs([str(i) for i in inputs])
-    return Predictor.load(model, backend).predict_files(paths, top_k=top_k)
+    predictor = Predictor.load(model, backend)
+    if min_confidence is not None:
+        predictor.min_confidence = check_min_confidence(min_confidence)
+    return predictor.predict_files(paths, top_k=top_k)

@@ -15,11 +15,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from handsign.errors import ImageError
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # written into new specs; version 1 specs (no photo fields) are still read unchanged
+SPEC_VERSIONS = (1, 2)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # ~ a 7000x5700 photo; larger files are refused before decoding (bomb guard)
 MAX_BYTES = 50 * 1024 * 1024  # refuse image files over 50 MiB before reading them
@@ -29,25 +30,54 @@ MAX_BYTES = 50 * 1024 * 1024  # refuse image files over 50 MiB before reading th
 #   "squash"   resize straight to size x size, as the course's keras load_img(target_size=...) did
 #   "digit"    MNIST's own recipe: crop to the ink, fit it in a 20x20 box, centre by mass in 28x28
 # invert: "auto" flips dark-on-light pictures (a digit on paper) to MNIST's light-on-dark; "never"
+# Version 2 adds, for pictures that are not already in the training data's form (photos):
+#   crop     "none" | "foreground": find the hand as the largest region that differs from the picture's
+#            border (a plain wall, a gradient), crop a square around it with `margin` on every side
+#   margin   extra border around the found hand, as a fraction of its size (Sign-MNIST crops are loose)
+#   match    null | {"mean": m, "std": s}: give the 28x28 gray result this mean and standard deviation
+#            (0..255 units; Sign-MNIST train images average 160 and 40), whatever the lighting was
 SPECS = {
-    "mnist": {"version": SPEC_VERSION, "size": 28, "mode": "L", "fit": "digit", "invert": "auto"},
-    "sign_mnist": {"version": SPEC_VERSION, "size": 28, "mode": "L", "fit": "pad", "invert": "never"},
+    "mnist": {"version": 1, "size": 28, "mode": "L", "fit": "digit", "invert": "auto"},
+    "sign_mnist": {"version": 1, "size": 28, "mode": "L", "fit": "pad", "invert": "never"},
 }
+PHOTO_FIELDS = {"crop": "foreground", "margin": 0.05, "match": {"mean": 160.0, "std": 40.0}}
+PREPROCESS_PRESETS = ("", "photo")  # "" = the data set's own spec; "photo" = it + PHOTO_FIELDS
+_CROPS = {"none", "foreground"}
 _FITS = {"pad", "squash", "digit"}
 _INVERTS = {"auto", "never", "always"}
 
 
-def default_spec(dataset: str) -> dict:
-    """Preprocessing spec for a built-in dataset; image folders use the sign_mnist one (pad)."""
-    return dict(SPECS.get(dataset, SPECS["sign_mnist"]))
+def default_spec(dataset: str, preset: str = "") -> dict:
+    """Preprocessing spec for a built-in dataset; image folders use the sign_mnist one (pad).
+
+    preset "photo" adds the version-2 fields that find and crop the hand in a photo and match its
+    brightness and contrast to the training images."""
+    spec = dict(SPECS.get(dataset, SPECS["sign_mnist"]))
+    if preset == "photo":
+        spec.update(version=2, **{k: (dict(v) if isinstance(v, dict) else v) for k, v in PHOTO_FIELDS.items()})
+    elif preset:
+        raise ValueError(f"preprocess preset {preset!r} is not one of {PREPROCESS_PRESETS}")
+    return spec
+
+
+def with_preset(spec: dict, preset: str) -> dict:
+    """A model's spec with its photo fields switched on ("photo") or off ("plain"), for comparisons."""
+    base = {k: v for k, v in spec.items() if k not in PHOTO_FIELDS}
+    if preset == "plain":
+        return {**base, "version": 1}
+    if preset == "photo":
+        return check_spec({**base, "version": 2, **{k: (dict(v) if isinstance(v, dict) else v)
+                                                    for k, v in PHOTO_FIELDS.items()}})
+    raise ValueError(f"preprocessing {preset!r}: choose photo or plain")
 
 
 def check_spec(spec: dict) -> dict:
     """Validate a spec read from a checkpoint; raise ValueError naming the bad field."""
     if not isinstance(spec, dict):
         raise ValueError("preprocess spec must be an object")
-    if spec.get("version") != SPEC_VERSION:
-        raise ValueError(f"preprocess spec version {spec.get('version')!r} is not {SPEC_VERSION}")
+    version = spec.get("version")
+    if version not in SPEC_VERSIONS:
+        raise ValueError(f"preprocess spec version {version!r} is not one of {list(SPEC_VERSIONS)}")
     size = spec.get("size")
     if not isinstance(size, int) or not 8 <= size <= 512:
         raise ValueError(f"preprocess size {size!r} must be an integer in 8..512")
@@ -57,6 +87,20 @@ def check_spec(spec: dict) -> dict:
         raise ValueError(f"preprocess fit {spec.get('fit')!r} is not one of {sorted(_FITS)}")
     if spec.get("invert") not in _INVERTS:
         raise ValueError(f"preprocess invert {spec.get('invert')!r} is not one of {sorted(_INVERTS)}")
+    extra = sorted(set(spec) & set(PHOTO_FIELDS))
+    if version == 1 and extra:
+        raise ValueError(f"preprocess field(s) {', '.join(extra)} need spec version 2")
+    if spec.get("crop", "none") not in _CROPS:
+        raise ValueError(f"preprocess crop {spec.get('crop')!r} is not one of {sorted(_CROPS)}")
+    margin = spec.get("margin", 0.0)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 1:
+        raise ValueError(f"preprocess margin {margin!r} must be a number in 0..1")
+    match = spec.get("match")
+    if match is not None:
+        ok = isinstance(match, dict) and set(match) == {"mean", "std"} and all(
+            isinstance(match[k], (int, float)) and not isinstance(match[k], bool) for k in match)
+        if not ok or not 0 <= match["mean"] <= 255 or not 0 < match["std"] <= 255:
+            raise ValueError(f"preprocess match {match!r} must be null or {{'mean': 0..255, 'std': (0, 255]}}")
     return spec
 
 
@@ -163,6 +207,97 @@ def _fit_digit(gray: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> (H, W, 3) float32 in [0, 255], transparency over white (as to_gray does)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
+        return np.repeat(to_gray(img)[..., None], 3, axis=2)
+    if img.mode in ("P", "LA", "PA", "RGBA", "La", "RGBa"):
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"), dtype=np.float32)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Threshold that best splits `values` into two classes (Otsu 1979), on a 256-bin histogram."""
+    hist, edges = np.histogram(values, bins=256)
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres) / np.maximum(w0, 1)
+    m1 = ((hist * centres).sum() - np.cumsum(hist * centres)) / np.maximum(w1, 1)
+    return float(centres[np.argmax(w0 * w1 * (m0 - m1) ** 2)])
+
+
+def find_foreground(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(H, W, 3) picture -> box (top, left, bottom, right) of the largest region unlike its border, or None.
+
+    The background is modelled as a plane per colour channel fitted to the border pixels (a plain wall,
+    or one lit unevenly); pixels far from it in colour are foreground (Otsu threshold, floored by the
+    border's own spread); the connected region holding the most of them is the hand (+ arm).
+    """
+    h, w, _ = rgb.shape
+    step = max(1, max(h, w) // 96)  # work at <= ~96 px: enough to find a hand, fast
+    small = rgb[::step, ::step]
+    sh, sw, _ = small.shape
+    if sh < 8 or sw < 8:
+        return None
+    ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    border = np.zeros((sh, sw), dtype=bool)
+    border[:2], border[-2:], border[:, :2], border[:, -2:] = True, True, True, True
+    design = np.stack([np.ones_like(xs), xs / sw, ys / sh], -1)  # (sh, sw, 3)
+    coef, *_ = np.linalg.lstsq(design[border], small[border], rcond=None)  # (3 terms, 3 channels)
+    dist = np.linalg.norm(small - design @ coef, axis=-1)  # (sh, sw) colour distance from the wall
+    floor = 2.5 * float(np.percentile(dist[border], 75)) + 12.0  # border texture/noise is not a hand
+    mask = dist > max(_otsu(dist), floor)
+    if mask.sum() < 0.01 * sh * sw:
+        return None
+    # opening (3x3 min then max) drops specks; then keep the connected region with the most pixels
+    m = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
+    mask = np.asarray(m) > 0
+    region = _largest_region(mask)
+    if region is None or region.sum() < 0.01 * sh * sw:
+        return None
+    rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    # an arm reaching the bottom edge: keep the hand end (Sign-MNIST frames show the hand and wrist)
+    if bottom >= sh - 2 and (bottom - top) > 1.25 * (right - left):
+        bottom = top + int(round(1.25 * (right - left)))
+    return top * step, left * step, min(h, bottom * step), min(w, right * step)
+
+
+def _largest_region(mask: np.ndarray) -> np.ndarray | None:
+    """The 4-connected component of `mask` with the most pixels: every pixel takes the largest id among
+    its neighbours until nothing changes (a few dozen vectorised sweeps at ~96x96)."""
+    h, w = mask.shape
+    lab = np.where(mask, np.arange(1, h * w + 1, dtype=np.int32).reshape(h, w), 0)
+    for _ in range(h * w):
+        pad = np.pad(lab, 1)
+        new = np.maximum.reduce([lab, pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]]) * mask
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    ids, counts = np.unique(lab[mask], return_counts=True)
+    return lab == ids[np.argmax(counts)] if ids.size else None
+
+
+def _crop_square(rgb: np.ndarray, box, margin: float) -> np.ndarray:
+    """Square crop around `box` with `margin`, padded with the border's median colour where it leaves the picture."""
+    h, w, _ = rgb.shape
+    top, left, bottom, right = box
+    side = int(round(max(bottom - top, right - left) * (1 + 2 * margin)))
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    y0, x0 = int(round(cy - side / 2)), int(round(cx - side / 2))
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    out = np.empty((side, side, 3), dtype=np.float32)
+    out[:] = np.median(edge, axis=0)
+    sy0, sx0, sy1, sx1 = max(y0, 0), max(x0, 0), min(y0 + side, h), min(x0 + side, w)
+    out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+    return out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as PIL's "L"
+
+
 def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
     """A decoded image -> (1, size, size) float32 in [0, 1], the model's input for one image.
 
@@ -171,6 +306,18 @@ def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
     """
     size = spec["size"]
     gray = to_gray(img)  # (H, W) in [0, 255]
+    if gray.shape == (size, size) and img.mode in ("L", "I", "F", "I;16", "I;16B", "I;16L"):
+        pass  # already the training data's form: no crop, no brightness match
+    elif spec.get("crop", "none") == "foreground" or spec.get("match"):
+        if spec.get("crop", "none") == "foreground":
+            rgb = _to_rgb(img)
+            box = find_foreground(rgb)
+            gray = _luma(_crop_square(rgb, box, spec.get("margin", 0.0))) if box else gray
+        gray = _fit_pad(gray, size) if gray.shape != (size, size) else gray
+        match = spec.get("match")
+        if match:  # standardise: whatever the exposure, the result has the training images' mean and spread
+            sd = float(gray.std())
+            gray = (gray - gray.mean()) * (match["std"] / max(sd, 1.0)) + match["mean"]
     if spec["invert"] == "always" or (spec["invert"] == "auto" and _border_median(gray) > 127):
         gray = 255.0 - gray  # dark ink on light paper -> light ink on dark, as in MNIST
     if gray.shape != (size, size):

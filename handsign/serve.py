@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from handsign import __version__
 from handsign import preprocess as pp
 from handsign.errors import HandsignError
-from handsign.predict import Predictor, softmax
+from handsign.predict import Predictor, check_min_confidence, softmax
 
 log = logging.getLogger("handsign.serve")
 WEB_DIR = Path(__file__).parent / "web"
@@ -324,7 +324,8 @@ def _form_int(form, key: str) -> int | None:
 
 
 def _predict_bytes(predictor: Predictor, data: bytes, name: str, top_k: int, max_pixels: int) -> dict:
-    """Image bytes -> {"path", "label", "probability", "top"} exactly as `handsign predict --json`."""
+    """Image bytes -> {"path", "label", "probability", "top", "confident", "verdict"} exactly as
+    `handsign predict --json`."""
     img = pp.decode_image(data, name=name, max_pixels=max_pixels)  # ImageError -> 400
     x = pp.preprocess(img, predictor.spec)[None]  # (1, 1, S, S) in [0, 1]
     return {"path": name, **predictor.predict_arrays(x, top_k)[0]}
@@ -446,11 +447,16 @@ def _infer_response(model: str, request_id: str | None, outputs, tensors: dict) 
 
 
 def serve(models=DEFAULT_MODELS, host: str = "127.0.0.1", port: int = 8000, backend: str = "auto",
-          limits: Limits | None = None, log_level: str = "info") -> None:
-    """Load the models (errors surface here, before the port opens), then run uvicorn until stopped."""
+          limits: Limits | None = None, log_level: str = "info", min_confidence: float | None = None) -> None:
+    """Load the models (errors surface here, before the port opens), then run uvicorn until stopped.
+
+    min_confidence overrides every model's "not sure" floor (else each model's own, or 0.5)."""
     import uvicorn
 
     app = create_app(models, limits, backend)
+    if min_confidence is not None:
+        for predictor in app.state.models.values():
+            predictor.min_confidence = check_min_confidence(min_confidence)
     names = ", ".join(f"{n} ({_backend(p)})" for n, p in app.state.models.items())
     shown = f"[{host}]" if ":" in host else host
     print(f"handsign: serving {names} at http://{shown}:{port}/  (API: /openapi.json, /docs, /v2)", flush=True)

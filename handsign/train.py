@@ -244,7 +244,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     log = distributed.main_only(log)
     splits = prepare_data(cfg)
     classes = splits.train.classes
-    spec = default_spec(cfg.dataset)
+    spec = default_spec(cfg.dataset, cfg.preprocess)
     arch = {"name": cfg.model, "args": {"in_channels": 1, "image_size": splits.train.images.shape[-1],
                                         **cfg.model_args}}
     model = create_model(cfg.model, len(classes), **arch["args"]).to(device)

@@ -88,7 +88,9 @@ async function predict(blob, filename) {
 }
 
 function showResult(r) {
-  ui.label.textContent = r.label;
+  // below the model's confidence floor the page says so, and still lists the top 3
+  const sure = r.confident !== false;
+  ui.label.textContent = sure ? r.label : "not sure";
   ui.top.replaceChildren(...r.top.map(([label, p]) => {
     const li = document.createElement("li");
     const name = document.createElement("span");
@@ -105,7 +107,9 @@ function showResult(r) {
     li.append(name, bar, pct);
     return li;
   }));
-  ui.status.textContent = `${ui.model.value}: ${r.label} with probability ${(r.probability * 100).toFixed(1)}%`;
+  const pct = `${(r.probability * 100).toFixed(1)}%`;
+  ui.status.textContent = sure ? `${ui.model.value}: ${r.label} with probability ${pct}`
+    : `${ui.model.value}: not sure (best guess ${r.label}, ${pct})`;
 }
 
 function showError(message) { ui.error.textContent = message; ui.error.hidden = false; }
