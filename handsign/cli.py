@@ -235,6 +235,12 @@ def _add_serve(sub):
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, width x height")
+    p.add_argument("--max-concurrency", type=int, default=64, help="inference requests in flight; more get "
+                   "503 with Retry-After at once (default 64)")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive "
+                   "(408 and the connection closed after; default 30)")
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection may take to send its "
+                   "request headers before it is closed (default 10)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -243,7 +249,8 @@ def cmd_serve(a) -> int:
 
     if not 0 < a.port < 65536:
         raise HandsignError(f"--port must be in 1..65535, not {a.port}")
-    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
+    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels,
+                    max_concurrency=a.max_concurrency, body_timeout=a.body_timeout, header_timeout=a.header_timeout)
     serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits)
     return 0
 
