@@ -150,7 +150,8 @@ def cmd_predict(a) -> int:
             top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
             print(f"{r['path']}: {r['label']} ({r['probability']:.1%})  top: {top}")
     if failed:
-        print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
+        if len(paths) > 1:  # one image: its own error line says it all
+            print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
         return 2
     return 0
 

@@ -224,7 +224,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         if not (run_dir / "config.json").is_file():
             raise HandsignError(f"--resume {run_dir}: not a handsign run folder (no config.json)")
         cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        if epochs:
+        if epochs is not None:  # --epochs 0 is an error to report, not "keep the old count"
             cfg.epochs = epochs
             cfg.__post_init__()
     else:
