@@ -100,6 +100,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temps(folder) -> list[Path]:
+    """Delete the temporary files that a killed atomic_write_bytes left in `folder` (.NAME.XXXXXXXX.tmp).
+
+    Loaders never look at them (they open fixed names); this only reclaims the space. Call it only on a
+    folder no other process is writing to (train --resume owns its run folder)."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def save_checkpoint(path, model, meta: dict, extra_tensors: dict | None = None) -> Path:
     """Save weights (+ optional train_state tensors) and metadata; returns the .safetensors path."""
     from safetensors.torch import save

@@ -293,8 +293,12 @@ def _hostile(folder: Path, kind: str, marker: Path, data_dir: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["pickle", "torch-zip", "pth", "onnx"])
-@pytest.mark.parametrize("command", list(MODEL_COMMANDS))
+# --resume reads RUN/last.safetensors only (without one the run starts at epoch 1): the kinds that take that name
+HOSTILE_CASES = [(c, k) for c in MODEL_COMMANDS for k in ("pickle", "torch-zip", "pth", "onnx")
+                 if c != "train-resume" or k in ("pickle", "torch-zip")]
+
+
+@pytest.mark.parametrize("command, kind", HOSTILE_CASES)
 def test_hostile_model_files_run_nothing(command, kind, tmp_path, capsys):
     marker = tmp_path / "PWNED"
     model = _hostile(tmp_path / "m", kind, marker, make_sign_mnist(tmp_path / "data"))
@@ -302,7 +306,7 @@ def test_hostile_model_files_run_nothing(command, kind, tmp_path, capsys):
     before = tree(tmp_path)
     code, _, err = cli(capsys, *MODEL_COMMANDS[command](model, tmp_path))
     assert code == 2
-    assert_one_line(err, str(model.parent if command == "train-resume" and kind in ("pth", "onnx") else model))
+    assert_one_line(err, str(model))
     assert not marker.exists(), "the hostile file ran code"
     assert tree(tmp_path) == before  # no output, and the run folder (config.json) untouched
 
