@@ -154,7 +154,10 @@ class LoadedModel:
         return f"LoadedModel({self.meta['architecture']['name']}, {len(self.labels)} labels, {self.path})"
 
 
-def build_from_metadata(meta: dict, where: str = "checkpoint"):
+def build_from_metadata(meta: dict, where: str = "checkpoint", device: str | None = None):
+    """The model the metadata describes, untrained; device="meta" gives its shapes without any memory."""
+    import torch
+
     from handsign.errors import HandsignError
     from handsign.models import create_model
     from handsign.preprocess import check_spec
@@ -162,9 +165,13 @@ def build_from_metadata(meta: dict, where: str = "checkpoint"):
     arch = meta["architecture"]
     try:
         check_spec(meta["preprocess"])
-        return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
-    except (HandsignError, ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{where}: metadata does not describe a valid model ({e})") from None
+        if not isinstance(arch, dict) or not isinstance(arch.get("args", {}), dict):
+            raise ValueError("architecture must be an object with 'name' and 'args'")
+        with torch.device(device or "cpu"):
+            return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
+    except (HandsignError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{where}: metadata does not describe a valid model ({why})") from None
 
 
 def load_model(path, device: str = "cpu") -> LoadedModel:
@@ -173,9 +180,11 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
 
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
-    model = build_from_metadata(meta, str(p))
+    # shapes first, on the meta device: a hostile header may declare a model of any size, and only one
+    # whose tensors are really in the file (so no bigger than it) is then built in memory
+    skeleton = build_from_metadata(meta, str(p), device="meta")
     tensors = {k: v for k, v in load_tensors(p).items() if not k.startswith(TRAIN_STATE_PREFIX)}
-    expected = model.state_dict()
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
@@ -186,6 +195,7 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
                  if wrong else ""]
         raise CheckpointError(f"{p}: weights do not match the metadata's {meta['architecture']['name']!r} model: "
                               + "; ".join(x for x in parts if x))
+    model = build_from_metadata(meta, str(p))
     model.load_state_dict(tensors, strict=True)
     if num_outputs(model) != len(meta["labels"]):
         raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta['labels'])} labels")

@@ -409,3 +409,26 @@ def test_unknown_names_and_negative_epochs_cli(ckpt, tmp_path, capsys):
     with pytest.raises(HandsignError, match="unknown model 'resnet'"):
         train(make_config("course-asl-cnn", model="resnet", data_dir=str(root), out=str(tmp_path / "r")), **QUIET)
     assert not (tmp_path / "r").exists()
+
+
+def test_metadata_declaring_a_huge_or_impossible_model_allocates_nothing(ckpt, tmp_path, capsys):
+    """A stranger's header may declare any architecture: 3 x 200,000 hidden units is ~80 billion parameters
+    (320 GB); it is compared with the file's tensors on the meta device and refused without allocating."""
+    import resource
+    import time
+
+    from safetensors.torch import load_file, save_file
+
+    meta = json.loads(ckpt.with_suffix(".json").read_text())
+    for args, words in [({"hidden": [200_000] * 3}, ["weights do not match", "expected (24, 200000)"]),
+                        ({"hidden": [-5]}, ["does not describe a valid model", "negative dimension"]),
+                        ({"image_size": 10**9}, ["weights do not match"])]:
+        path = tmp_path / "huge.safetensors"
+        save_file(load_file(str(ckpt)), str(path),
+                  metadata={"handsign": json.dumps({**meta, "architecture": {"name": "mlp", "args": args}})})
+        start, peak = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        code, _, err = cli(capsys, "predict", "--model", path, "--backend", "torch", path)
+        assert code == 2
+        assert_one_line(err, str(path), *words)
+        assert time.perf_counter() - start < 5
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200 * 1024  # KiB: < 200 MB more
