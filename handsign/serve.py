@@ -469,7 +469,7 @@ def _input_tensor(t: dict, binary: bytes, size: int, max_batch: int) -> np.ndarr
     name = t.get("name")
     if name != INPUT_NAME:
         raise HTTPException(400, f"unexpected input {name!r}; the model's input is {INPUT_NAME!r}")
-    dtype = V2_DTYPES.get(t.get("datatype"))
+    dtype = V2_DTYPES.get(t["datatype"]) if isinstance(t.get("datatype"), str) else None  # a list is unhashable
     if dtype is None:
         raise HTTPException(400, f"input datatype {t.get('datatype')!r} is not supported; use FP32")
     shape = t.get("shape")
