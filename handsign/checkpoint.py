@@ -50,6 +50,9 @@ def read_metadata(path) -> dict:
                 raise CheckpointError(f"{p}: too short to be a safetensors file ({size} bytes)")
             (n,) = struct.unpack("<Q", head)
             if n > min(MAX_HEADER_BYTES, size - 8):
+                if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol 2+ / torch.save's zip
+                    raise CheckpointError(f"{p}: not a safetensors file but a pickle or torch.save file; handsign "
+                                          f"never unpickles model files (course models: 'handsign import-course-model')")
                 raise CheckpointError(f"{p}: not a safetensors file (header length {n} does not fit a {size}-byte file)")
             header = json.loads(f.read(n))
     except CheckpointError:

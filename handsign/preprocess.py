@@ -102,8 +102,8 @@ def decode_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXEL
         raise ImageError(f"{label}: not a readable image ({why})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # Pillow's check ran first
         declared = re.search(r"\((\d+) pixels\)", str(e))
-        size = f" ({int(declared[1]):,} pixels)" if declared else ""
-        raise ImageError(f"{label}: image is too large to decode safely{size} (decompression bomb)") from None
+        size = f"image declares {int(declared[1]):,} pixels: " if declared else "image is "
+        raise ImageError(f"{label}: {size}too large to decode safely (decompression bomb)") from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
         raise ImageError(f"{label}: not a readable image ({type(e).__name__}: {e})") from None
     return img

@@ -110,12 +110,16 @@ def test_sigkill_at_random_moments_loses_nothing(data_and_reference, tmp_path):
         first = not (out / "config.json").exists()
         cmd = train_cmd(root, out, SETTINGS["epochs"]) if first else \
             [sys.executable, "-m", "handsign", "train", "--resume", str(out), "--quiet"]
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 6.0))
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if attempt:  # the first kill lands anywhere (often in start-up), the others once training has begun
+            proc.stdout.readline()  # "handsign 0.1.0 | run ...": data loaded, model built
+        time.sleep(rng.uniform(0.0, 3.0))
         if proc.poll() is not None:  # finished before the kill: nothing more to interrupt
+            proc.stdout.close()
             break
         proc.kill()
         proc.wait(30)
+        proc.stdout.close()
         kills += 1
         found = _check_loadable(out)
         epochs_seen.append((found["last_epoch"], len(found["temps"])))
