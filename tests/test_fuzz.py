@@ -34,6 +34,8 @@ def examples(n: int) -> int:
     return max(1, int(n * SCALE))
 
 
+pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow on mutated TIFFs: expected
+
 FUZZ = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
 SPECS = [pp.default_spec("sign_mnist"), pp.default_spec("mnist")]
