@@ -50,6 +50,9 @@ def read_metadata(path) -> dict:
                 raise CheckpointError(f"{p}: too short to be a safetensors file ({size} bytes)")
             (n,) = struct.unpack("<Q", head)
             if n > min(MAX_HEADER_BYTES, size - 8):
+                if head[:1] == b"\x80" or head[:2] == b"PK":  # pickle protocol 2+ / torch.save's zip
+                    raise CheckpointError(f"{p}: not a safetensors file but a pickle or torch.save file; handsign "
+                                          f"never unpickles model files (course models: 'handsign import-course-model')")
                 raise CheckpointError(f"{p}: not a safetensors file (header length {n} does not fit a {size}-byte file)")
             header = json.loads(f.read(n))
     except CheckpointError:
@@ -100,6 +103,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_temps(folder) -> list[Path]:
+    """Delete the temporary files that a killed atomic_write_bytes left in `folder` (.NAME.XXXXXXXX.tmp).
+
+    Loaders never look at them (they open fixed names); this only reclaims the space. Call it only on a
+    folder no other process is writing to (train --resume owns its run folder)."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
 def save_checkpoint(path, model, meta: dict, extra_tensors: dict | None = None) -> Path:
     """Save weights (+ optional train_state tensors) and metadata; returns the .safetensors path."""
     from safetensors.torch import save
@@ -139,7 +157,10 @@ class LoadedModel:
         return f"LoadedModel({self.meta['architecture']['name']}, {len(self.labels)} labels, {self.path})"
 
 
-def build_from_metadata(meta: dict, where: str = "checkpoint"):
+def build_from_metadata(meta: dict, where: str = "checkpoint", device: str | None = None):
+    """The model the metadata describes, untrained; device="meta" gives its shapes without any memory."""
+    import torch
+
     from handsign.errors import HandsignError
     from handsign.models import create_model
     from handsign.preprocess import check_spec
@@ -147,9 +168,13 @@ def build_from_metadata(meta: dict, where: str = "checkpoint"):
     arch = meta["architecture"]
     try:
         check_spec(meta["preprocess"])
-        return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
-    except (HandsignError, ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{where}: metadata does not describe a valid model ({e})") from None
+        if not isinstance(arch, dict) or not isinstance(arch.get("args", {}), dict):
+            raise ValueError("architecture must be an object with 'name' and 'args'")
+        with torch.device(device or "cpu"):
+            return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
+    except (HandsignError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{where}: metadata does not describe a valid model ({why})") from None
 
 
 def load_model(path, device: str = "cpu") -> LoadedModel:
@@ -158,9 +183,11 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
 
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
-    model = build_from_metadata(meta, str(p))
+    # shapes first, on the meta device: a hostile header may declare a model of any size, and only one
+    # whose tensors are really in the file (so no bigger than it) is then built in memory
+    skeleton = build_from_metadata(meta, str(p), device="meta")
     tensors = {k: v for k, v in load_tensors(p).items() if not k.startswith(TRAIN_STATE_PREFIX)}
-    expected = model.state_dict()
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
@@ -171,6 +198,7 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
                  if wrong else ""]
         raise CheckpointError(f"{p}: weights do not match the metadata's {meta['architecture']['name']!r} model: "
                               + "; ".join(x for x in parts if x))
+    model = build_from_metadata(meta, str(p))
     model.load_state_dict(tensors, strict=True)
     if num_outputs(model) != len(meta["labels"]):
         raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta['labels'])} labels")

@@ -186,7 +186,8 @@ def cmd_predict(a) -> int:
                 f"not sure (best guess {r['label']}, {r['probability']:.1%})"
             print(f"{r['path']}: {answer}  top: {top}")
     if failed:
-        print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
+        if len(paths) > 1:  # one image: its own error line says it all
+            print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
         return 2
     return 0
 
@@ -273,6 +274,12 @@ def _add_serve(sub):
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, width x height")
     p.add_argument("--min-confidence", type=float, metavar="P", help="answer 'not sure' below this top "
                    "probability (default: each model's own, else 0.5)")
+    p.add_argument("--max-concurrency", type=int, default=64, help="inference requests in flight; more get "
+                   "503 with Retry-After at once (default 64)")
+    p.add_argument("--body-timeout", type=float, default=30.0, help="seconds a request body may take to arrive "
+                   "(408 and the connection closed after; default 30)")
+    p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection may take to send its "
+                   "request headers before it is closed (default 10)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -281,7 +288,8 @@ def cmd_serve(a) -> int:
 
     if not 0 < a.port < 65536:
         raise HandsignError(f"--port must be in 1..65535, not {a.port}")
-    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
+    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels,
+                    max_concurrency=a.max_concurrency, body_timeout=a.body_timeout, header_timeout=a.header_timeout)
     serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits,
           min_confidence=a.min_confidence)
     return 0

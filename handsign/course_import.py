@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from handsign import __version__
@@ -72,7 +73,8 @@ def read_course_model(path) -> nn.Module:
         why = (str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__])[0][:150]
         raise CheckpointError(f"{p}: not a torch.save file of a course model (the safe unpickler stopped: "
                               f"{why})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, SafetensorError) as e:
+        # torch.load hands a *.safetensors name to safetensors, whose errors are not RuntimeErrors
         raise CheckpointError(f"{p}: not a torch.save file ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(obj, nn.Sequential):
         raise CheckpointError(f"{p}: holds a {type(obj).__name__}, not the course's nn.Sequential model "

@@ -153,7 +153,7 @@ def parse_sign_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     Vectorised over the bytes (about 0.5 s for the 83 MB train file): every value is 1-3 digits, so
     each one is rebuilt from the (at most) three bytes before its separator.
     """
-    name = path.name
+    name = str(path)  # the whole path: the user may have several data roots
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"{name}: file is empty")
@@ -269,7 +269,7 @@ def load_sign_mnist(root: Path, split: str, label_scheme: str = "auto") -> Datas
             f"sign_mnist_test.csv in {root / 'sign_mnist'}/ (or pass --data-dir / set HANDSIGN_DATA)"
         )
     raw_labels, pixels = read_sign_mnist_csv(path)
-    labels = map_sign_labels(raw_labels, path.name, label_scheme)
+    labels = map_sign_labels(raw_labels, str(path), label_scheme)
     images = torch.from_numpy(pixels).reshape(-1, 1, 28, 28)
     return Dataset(images, torch.from_numpy(labels), list(ASL_LETTERS), "sign_mnist", str(path))
 

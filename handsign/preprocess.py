@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -139,12 +140,28 @@ def decode_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXEL
     except ImageError:
         raise
     except Image.UnidentifiedImageError:  # its message names a BytesIO object's address: say it plainly
-        raise ImageError(f"{label}: not a readable image (unknown format or not an image)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{label}: image is too large to decode safely (decompression bomb)") from None
+        fmt = _looks_like(data)
+        why = (f"starts like a {fmt} file but is damaged, cut short or declares no pixels" if fmt
+               else "unknown format or not an image")
+        raise ImageError(f"{label}: not a readable image ({why})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # Pillow's check ran first
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"image declares {int(declared[1]):,} pixels: " if declared else "image is "
+        raise ImageError(f"{label}: {size}too large to decode safely (decompression bomb)") from None
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError...) for bad files
         raise ImageError(f"{label}: not a readable image ({type(e).__name__}: {e})") from None
     return img
+
+
+_MAGIC = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _looks_like(data: bytes) -> str | None:
+    """The image format a file's first bytes announce, for error messages only."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
 def to_gray(img: Image.Image) -> np.ndarray:

@@ -8,10 +8,14 @@ Every answer that is not a success is JSON `{"error": "one line"}` with a 4xx st
 mistake (the v2 protocol's error object, used everywhere). Bodies are capped before they are read
 (Content-Length, then counted while streaming), images are checked for their declared pixel count
 before decoding. Model work runs in the thread pool so the event loop keeps answering health checks.
+Abuse limits: a body must arrive within `body_timeout` seconds (408, connection closed), a connection
+must send its request headers within `header_timeout` seconds (closed), and past `max_concurrency`
+inference requests in flight the answer is an immediate 503 with Retry-After (no unbounded queue).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -49,16 +53,27 @@ class Limits:
     max_pixels: int = 25_000_000  # width x height an image may declare; more -> 400 before decoding
     max_batch: int = 256  # images in one /v2 infer request
     max_top_k: int = 100
+    max_concurrency: int = 64  # inference requests in flight (reading, decoding, model); more -> 503 at once
+    body_timeout: float = 30.0  # seconds a request body may take to arrive; slower -> 408, connection closed
+    header_timeout: float = 10.0  # seconds a connection may take to send its request headers; slower -> closed
 
     def __post_init__(self):
-        for name in ("max_upload_bytes", "max_pixels", "max_batch", "max_top_k"):
+        for name in ("max_upload_bytes", "max_pixels", "max_batch", "max_top_k", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise HandsignError(f"serve: {name} must be at least 1")
+        for name in ("body_timeout", "header_timeout"):
+            if not getattr(self, name) > 0:
+                raise HandsignError(f"serve: {name} must be a positive number of seconds")
 
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(413, f"request body is over the limit of {limit:,} bytes")
+
+
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float):
+        super().__init__(408, f"request body did not arrive within {seconds:g} s", {"Connection": "close"})
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -116,6 +131,69 @@ class BodyLimit:
             await _error(413, str(e.detail), {"Connection": "close"})(scope, receive, send)
 
 
+class ReceiveTimeout:
+    """ASGI middleware: the whole request body must arrive within `seconds` of the request's start.
+
+    A client that sends its headers and then trickles (or stops sending) the body would otherwise hold
+    a connection and a task forever; uvicorn has no body timeout. `receive` raises BodyTimeout (408,
+    `Connection: close`, so uvicorn drops the socket instead of reading the rest)."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        body_done, started = False, False
+
+        async def timed_receive():
+            nonlocal body_done
+            if body_done:  # after the body only http.disconnect can come: wait for it as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except asyncio.TimeoutError:
+                raise BodyTimeout(self.seconds) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, watched_send)
+        except BodyTimeout as e:  # raised where no exception handler saw it (in BodyLimit's drain)
+            if started:
+                raise
+            await _error(408, str(e.detail), e.headers)(scope, receive, send)
+
+
+class ConcurrencyLimit:
+    """ASGI middleware: at most `limit` inference requests in flight; the next one gets 503 + Retry-After
+    at once, before its body is read, instead of waiting in an unbounded queue for the thread pool."""
+
+    INFER = re.compile(r"^/(predict|v2/models/[^/]+(/versions/[^/]+)?/infer)/?$")
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not self.INFER.match(scope["path"]):
+            return await self.app(scope, receive, send)
+        if self.in_flight >= self.limit:  # one event loop: the counter needs no lock
+            return await _error(503, f"server busy: {self.limit} inference requests in flight; retry shortly",
+                                {"Retry-After": "1"})(scope, receive, send)
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
 async def _drain(receive, budget: int) -> None:
     """Read and discard request body messages until the body ends or `budget` bytes went by."""
     while budget > 0:
@@ -169,7 +247,11 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
                   description="Hand-written digits (MNIST) and ASL letters: image files in, labels out; "
                               "tensors over the Open Inference Protocol v2 at /v2.")
     app.state.models, app.state.limits = models, limits
+    # add_middleware puts each one outside the previous: ConcurrencyLimit sees a request first, then the
+    # body timeout, then the size limit (whose drain of an oversized body is itself under the timeout)
     app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes)
+    app.add_middleware(ReceiveTimeout, seconds=limits.body_timeout)
+    app.add_middleware(ConcurrencyLimit, limit=limits.max_concurrency)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request, exc: HTTPException):
@@ -388,7 +470,7 @@ def _input_tensor(t: dict, binary: bytes, size: int, max_batch: int) -> np.ndarr
     name = t.get("name")
     if name != INPUT_NAME:
         raise HTTPException(400, f"unexpected input {name!r}; the model's input is {INPUT_NAME!r}")
-    dtype = V2_DTYPES.get(t.get("datatype"))
+    dtype = V2_DTYPES.get(t["datatype"]) if isinstance(t.get("datatype"), str) else None  # a list is unhashable
     if dtype is None:
         raise HTTPException(400, f"input datatype {t.get('datatype')!r} is not supported; use FP32")
     shape = t.get("shape")
@@ -460,4 +542,41 @@ def serve(models=DEFAULT_MODELS, host: str = "127.0.0.1", port: int = 8000, back
     names = ", ".join(f"{n} ({_backend(p)})" for n, p in app.state.models.items())
     shown = f"[{host}]" if ":" in host else host
     print(f"handsign: serving {names} at http://{shown}:{port}/  (API: /openapi.json, /docs, /v2)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(app.state.limits))
+
+
+def uvicorn_options(limits: Limits) -> dict:
+    """uvicorn settings that go with `limits`: the header timeout is a protocol, set per connection."""
+    return {"http": header_timeout_protocol(limits.header_timeout)}
+
+
+def header_timeout_protocol(seconds: float):
+    """uvicorn's h11 protocol, plus: close a connection that has no request in progress and has not sent
+    complete request headers within `seconds` of connecting or of its last response. uvicorn itself
+    waits forever for headers that trickle in (a "slowloris" holds the connection)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def _arm_header_timer(self):
+            self._waiting_cycle = self.cycle  # the cycle that was current when waiting for new headers began
+            self._header_timer = self.loop.call_later(seconds, self._header_timeout)
+
+        def _header_timeout(self):
+            idle = self.cycle is self._waiting_cycle and (self.cycle is None or self.cycle.response_complete)
+            if idle and not self.transport.is_closing():
+                self.transport.close()
+
+        def on_response_complete(self):
+            super().on_response_complete()
+            self._header_timer.cancel()
+            self._arm_header_timer()
+
+        def connection_lost(self, exc):
+            self._header_timer.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutH11

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from handsign import __version__, distributed
 from handsign.checkpoint import (atomic_write_bytes, load_train_state, optimizer_state_from_tensors,
-                                 optimizer_state_to_tensors, save_checkpoint)
+                                 optimizer_state_to_tensors, remove_stale_temps, save_checkpoint)
 from handsign.config import TrainConfig
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.diagnosis import diagnose
@@ -228,7 +228,8 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         if not (run_dir / "config.json").is_file():
             raise HandsignError(f"--resume {run_dir}: not a handsign run folder (no config.json)")
         cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        if epochs:
+        remove_stale_temps(run_dir)  # left by a kill during a save; this run owns the folder
+        if epochs is not None:  # --epochs 0 is an error to report, not "keep the old count"
             cfg.epochs = epochs
             cfg.__post_init__()
     else:
@@ -255,7 +256,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     total_steps = steps_per_epoch * cfg.epochs
 
     history, start_epoch, best = [], 1, (-1.0, 0.0)
-    if resume is not None:
+    if resume is not None and (run_dir / "last.safetensors").exists():  # else killed before its first save
         model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta["train_state"]["optimizer"]))
@@ -295,7 +296,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
             "epoch": epoch, "history": history, "optimizer": opt_info}), opt_tensors)
 
-    if resume is None:
+    if not history:
         save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time
 
     epoch = start_epoch - 1

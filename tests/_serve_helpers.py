@@ -56,7 +56,7 @@ def make_models(folder: Path) -> dict[str, Path]:
 class LiveServer:
     """uvicorn serving `app` in a thread on 127.0.0.1 (a socket bound to port 0: no race for the port)."""
 
-    def __init__(self, app):
+    def __init__(self, app, **options):  # options: more uvicorn.Config settings
         import uvicorn
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -64,7 +64,7 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self):
