@@ -51,7 +51,10 @@ def test_upload_and_draw_in_browser(tmp_path):
             page.set_input_files("#file", str(hand_photo(tmp_path / "hand.jpg")))
             sync_api.expect(page.locator("#top li")).to_have_count(3)
             letter = page.inner_text("#label")
-            assert letter in ASL_LABELS
+            # a letter, or "not sure" below the confidence floor (the small test model is often unsure);
+            # the top-3 always shows letters
+            assert letter in ASL_LABELS or letter == "not sure", letter
+            assert all(li.split()[0] in ASL_LABELS for li in page.locator("#top li").all_inner_texts())
             sync_api.expect(page.locator("#preview")).to_be_visible()
             page.screenshot(path=str(tmp_path / "photo.png"), full_page=True)
 
@@ -75,7 +78,7 @@ def test_upload_and_draw_in_browser(tmp_path):
             page.click("#predict-drawing")
             sync_api.expect(page.locator("#status")).to_contain_text("mnist:")
             digit = page.inner_text("#label")
-            assert digit in DIGITS
+            assert digit in DIGITS or digit == "not sure", digit
             assert page.locator("#error").is_hidden()
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
