@@ -22,7 +22,7 @@ def diagnose(history: list[dict], test_acc: float | None = None) -> dict:
     gap_valid = tr - va
     gap_test = tr - te if te is not None else float("-inf")
     gap = max(gap_valid, gap_test)
-    best = max(history, key=lambda h: h["valid_acc"])
+    best = max(history, key=lambda h: (h["valid_acc"], -h["valid_loss"]))  # as train.py picks it
     # drops of validation accuracy between consecutive epochs in the second half (rises are learning)
     half = history[len(history) // 2:]
     drops = [(a["valid_acc"] - b["valid_acc"]) * 100 for a, b in zip(half, half[1:])]
