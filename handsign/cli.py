@@ -272,6 +272,8 @@ def _add_serve(sub):
     p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body, MiB (413 above)")
     p.add_argument("--max-pixels", type=int, default=25_000_000, help="largest image, width x height")
+    p.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs "
+                   "throughput)")
     p.add_argument("--min-confidence", type=float, metavar="P", help="answer 'not sure' below this top "
                    "probability (default: each model's own, else 0.5)")
     p.add_argument("--max-concurrency", type=int, default=64, help="inference requests in flight; more get "
@@ -291,7 +293,7 @@ def cmd_serve(a) -> int:
     limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels,
                     max_concurrency=a.max_concurrency, body_timeout=a.body_timeout, header_timeout=a.header_timeout)
     serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits,
-          min_confidence=a.min_confidence)
+          min_confidence=a.min_confidence, access_log=a.access_log)
     return 0
 
 

@@ -59,9 +59,11 @@ class Predictor:
         self.min_confidence = check_min_confidence(meta.get("min_confidence", MIN_CONFIDENCE))
 
     @classmethod
-    def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu") -> "Predictor":
+    def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu",
+             spin: bool = True) -> "Predictor":
         """backend: "torch" (the .safetensors checkpoint), "onnx" (the .onnx file: given, or beside the
-        checkpoint) or "auto" (onnx when that file exists and onnxruntime is installed, else torch)."""
+        checkpoint) or "auto" (onnx when that file exists and onnxruntime is installed, else torch).
+        spin=False: ONNX Runtime threads sleep instead of busy-waiting (for servers)."""
         if backend not in ("auto", "torch", "onnx"):
             raise HandsignError(f"--backend: choose auto, torch or onnx, not {backend!r}")
         path = resolve_model(model)
@@ -73,7 +75,7 @@ class Predictor:
                 raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path}'")
             from handsign.onnx_runtime import load_onnx
 
-            meta, run = load_onnx(onnx_path)
+            meta, run = load_onnx(onnx_path, spin=spin)
             return cls(meta, run, "onnx", onnx_path)
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
