@@ -67,8 +67,8 @@ class Limits:
 
 
 class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"request body is over the limit of {limit:,} bytes")
+    def __init__(self, limit: int):  # close: the rest of the body stays unread
+        super().__init__(413, f"request body is over the limit of {limit:,} bytes", {"Connection": "close"})
 
 
 class BodyTimeout(HTTPException):
@@ -78,6 +78,24 @@ class BodyTimeout(HTTPException):
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _call_or_answer(app, scope, receive, send, error: type[HTTPException]):
+    """Run `app`; if it raises `error` where no exception handler saw it (in a middleware, e.g. while
+    draining) and no response has started, answer with the error's status, message and headers."""
+    started = False
+
+    async def watched_send(message):
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, watched_send)
+    except error as e:
+        if started:
+            raise
+        await _error(e.status_code, str(e.detail), e.headers)(scope, receive, send)
 
 
 class BodyLimit:
@@ -105,7 +123,7 @@ class BodyLimit:
                     await _drain(receive, DRAIN_BYTES)
                 return await _error(413, str(BodyTooLarge(self.max_bytes).detail),
                                     {"Connection": "close"})(scope, receive, send)
-        received, started = 0, False
+        received = 0
 
         async def limited_receive():
             nonlocal received
@@ -118,17 +136,7 @@ class BodyLimit:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def watched_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, watched_send)
-        except BodyTooLarge as e:  # raised where no exception handler saw it (e.g. in a middleware)
-            if started:
-                raise
-            await _error(413, str(e.detail), {"Connection": "close"})(scope, receive, send)
+        await _call_or_answer(self.app, scope, limited_receive, send, BodyTooLarge)
 
 
 class ReceiveTimeout:
@@ -146,7 +154,7 @@ class ReceiveTimeout:
             return await self.app(scope, receive, send)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.seconds
-        body_done, started = False, False
+        body_done = False
 
         async def timed_receive():
             nonlocal body_done
@@ -159,17 +167,7 @@ class ReceiveTimeout:
             body_done = message["type"] != "http.request" or not message.get("more_body")
             return message
 
-        async def watched_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed_receive, watched_send)
-        except BodyTimeout as e:  # raised where no exception handler saw it (in BodyLimit's drain)
-            if started:
-                raise
-            await _error(408, str(e.detail), e.headers)(scope, receive, send)
+        await _call_or_answer(self.app, scope, timed_receive, send, BodyTimeout)
 
 
 class ConcurrencyLimit:

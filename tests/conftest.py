@@ -113,3 +113,18 @@ def run_cli(*args, **kw):
 
     return subprocess.run([sys.executable, "-m", "handsign", *map(str, args)], capture_output=True, text=True,
                           cwd=kw.pop("cwd", REPO), timeout=kw.pop("timeout", 300), **kw)
+
+
+@pytest.fixture(scope="session")
+def model_paths(tmp_path_factory):
+    """Small trained ASL and MNIST checkpoints for the server tests (tests/_serve_helpers.py)."""
+    from _serve_helpers import make_models
+
+    return make_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def predictors(model_paths):
+    from handsign.predict import Predictor
+
+    return {name: Predictor.load(path, "torch") for name, path in model_paths.items()}

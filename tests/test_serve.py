@@ -13,23 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _serve_helpers import ASL_LABELS, DIGITS, LiveServer, make_models, synthetic_images
-from handsign.predict import Predictor
+from _serve_helpers import ASL_LABELS, DIGITS, LiveServer, synthetic_images
 from handsign.serve import Limits, create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's "use httpx2" deprecation notice
     from fastapi.testclient import TestClient
-
-
-@pytest.fixture(scope="module")
-def model_paths(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def predictors(model_paths):
-    return {name: Predictor.load(path, "torch") for name, path in model_paths.items()}
 
 
 @pytest.fixture(scope="module")

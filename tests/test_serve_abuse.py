@@ -16,20 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _serve_helpers import LiveServer, make_models, synthetic_images
+from _serve_helpers import LiveServer, synthetic_images
 from conftest import REPO
 from handsign.predict import Predictor
 from handsign.serve import Limits, create_app, uvicorn_options
-
-
-@pytest.fixture(scope="module")
-def model_paths(tmp_path_factory):
-    return make_models(tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="module")
-def predictors(model_paths):
-    return {name: Predictor.load(path, "torch") for name, path in model_paths.items()}
 
 
 def live(predictors, **limits):
