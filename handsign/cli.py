@@ -255,11 +255,6 @@ def cmd_bundle(a) -> int:
     return 0
 
 
-# extra that provides a module a command may need: a missing one is a one-line hint, not a traceback
-EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "onnx": "onnx",
-            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
-
-
 def _add_serve(sub):
     p = sub.add_parser("serve", help="web page, POST /predict and the Open Inference Protocol v2 over HTTP",
                        description="Serve models over HTTP: a page at /, POST /predict for image files, "
@@ -362,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     return parser
+
+
+# extra that provides a module a command may need: a missing one is a one-line hint, not a traceback
+EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "onnx": "onnx",
+            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
 
 
 def main(argv=None) -> int:

@@ -327,21 +327,22 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
 
     distributed.check_same_weights(model, log)
     # rank 0 tests and writes the final metrics; the others wait, then return only the history
-    result = finish(run_dir, log=log) if distributed.is_main() else RunResult(
+    result = finish(run_dir, log=log, splits=splits, device=device) if distributed.is_main() else RunResult(
         run_dir, history, {}, {}, run_dir / "best.safetensors", run_dir / "last.safetensors")
     distributed.barrier()
     distributed.cleanup()
     return result
 
 
-def finish(run_dir: Path, log=print) -> RunResult:
+def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) -> RunResult:
     """After the last epoch: test accuracy of best and last, curves, diagnosis, final metrics."""
     from handsign.checkpoint import load_model, read_metadata
     from handsign.plots import learning_curves
 
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    device = setup(cfg.seed, cfg.device, cfg.threads)
-    splits = prepare_data(cfg)
+    if splits is None:  # called on its own (e.g. to re-evaluate a finished run): load the data again
+        device = setup(cfg.seed, cfg.device, cfg.threads)
+        splits = prepare_data(cfg)
     history = read_metadata(run_dir / "last.safetensors")["train_state"]["history"]
     results = {}
     for name in ("best", "last"):
