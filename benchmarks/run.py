@@ -41,7 +41,7 @@ from serve_load import run as load_run  # noqa: E402
 from handsign.checkpoint import save_checkpoint  # noqa: E402
 from handsign.config import make_config  # noqa: E402
 from handsign.data import Dataset, load_dataset  # noqa: E402
-from handsign.models import count_parameters, create_model, flops_per_image  # noqa: E402
+from handsign.models import ConvBlock, count_parameters, create_model, flops_per_image  # noqa: E402
 from handsign.preprocess import default_spec  # noqa: E402
 from handsign.train import evaluate_tensors, make_optimizer, prepare_data, train_one_epoch  # noqa: E402
 
@@ -114,9 +114,29 @@ def course_epoch(model, loader, optimizer, augment, steps: int | None = None) ->
     return {"images": images, "seconds": seconds, "images_per_s": images / seconds}
 
 
+class CourseConvBlock(torch.nn.Module):
+    """The course's MyConvBlock, verbatim in substance: plain torch modules, nothing of handsign's."""
+
+    def __init__(self, in_ch, out_ch, dropout_p):
+        super().__init__()
+        nn = torch.nn
+        self.model = nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride=1, padding=1), nn.BatchNorm2d(out_ch),
+                                   nn.ReLU(), nn.Dropout(dropout_p), nn.MaxPool2d(2, stride=2))
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def course_model(classes: int) -> torch.nn.Module:
+    """The course's ASL CNN (404,099 parameters with 24 classes), as the course notebook builds it."""
+    nn = torch.nn
+    return nn.Sequential(CourseConvBlock(1, 25, 0), CourseConvBlock(25, 50, 0.2), CourseConvBlock(50, 75, 0),
+                         nn.Flatten(), nn.Linear(75 * 3 * 3, 512), nn.Dropout(.3), nn.ReLU(), nn.Linear(512, classes))
+
+
 def course_setup(data: Dataset, seed: int = 0):
     torch.manual_seed(seed)
-    model = create_model("cnn", len(data.classes))
+    model = course_model(len(data.classes))
     loader = torch.utils.data.DataLoader(CourseDataset(data.images, data.labels), batch_size=32, shuffle=True)
     return model, loader, torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -141,13 +161,16 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
     out["course loop (DataLoader, batch 32, course transforms)"] = {
         **course_epoch(model, loader, opt, course_transforms(), steps=steps), "model": "cnn", "batch_size": 32,
         "train_flops_per_image": 3 * flops_per_image(model)}
-    variants = [("handsign loop (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug", {}),
-                ("handsign loop (course CNN, batch 32, course aug per image, channels-last)", "course-asl-cnn-aug",
-                 {"channels_last": True}),
+    variants = [("handsign loop, unfused blocks (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug",
+                 {}, False),
+                ("handsign loop (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug", {}, True),
+                ("handsign loop, unfused blocks (course CNN, batch 256, course aug per image, channels-last)",
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256}, False),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last)", "course-asl-cnn-aug",
-                 {"channels_last": True, "batch_size": 256})]
-    variants += [(f"handsign loop ({r} recipe)", r, {}) for r in recipes]
-    for label, recipe, extra in variants:
+                 {"channels_last": True, "batch_size": 256}, True)]
+    variants += [(f"handsign loop ({r} recipe)", r, {}, True) for r in recipes]
+    for label, recipe, extra, fused in variants:
+        ConvBlock.fused = fused  # False: ConvBlock's plain nn.Sequential in training too (the ablation)
         cfg = make_config(recipe, **extra)
         n = min(len(data), steps * cfg.batch_size)
         subset = data.subset(torch.arange(n))
@@ -156,7 +179,8 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
         opt = make_optimizer(model, cfg)
         handsign_epoch(model, data.subset(torch.arange(min(len(data), 3 * cfg.batch_size))), cfg, opt)  # warm-up
         out[label] = {**handsign_epoch(model, subset, cfg, opt), "model": cfg.model, "batch_size": cfg.batch_size,
-                      "train_flops_per_image": 3 * flops_per_image(model)}
+                      "fused_blocks": fused, "train_flops_per_image": 3 * flops_per_image(model)}
+    ConvBlock.fused = True
     return out
 
 

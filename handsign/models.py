@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from handsign.errors import HandsignError
+from handsign.fused import Dropout, conv_block_train
 
 
 class ConvBlock(nn.Module):
@@ -25,7 +26,13 @@ class ConvBlock(nn.Module):
             nn.MaxPool2d(2, stride=2),
         )
 
+    fused = True  # train on CPU through handsign.fused (same math, fewer memory passes)
+
     def forward(self, x):
+        conv, bn, _, dropout, _ = self.model
+        if (self.training and self.fused and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+                and dropout.p < 1 and bn.training):
+            return conv_block_train(x, conv, bn, dropout.p)
         return self.model(x)
 
 
@@ -58,7 +65,7 @@ class CNN(nn.Sequential):
         if side < 1:
             raise HandsignError(f"cnn: image size {image_size} is too small for {len(channels)} blocks")
         super().__init__(*blocks, nn.Flatten(), nn.Linear(c * side * side, hidden),
-                         nn.Dropout(head_dropout), nn.ReLU(), nn.Linear(hidden, num_classes))
+                         Dropout(head_dropout), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
 MODELS = {"mlp": MLP, "cnn": CNN}

@@ -1,0 +1,108 @@
+"""The fused CPU training path of ConvBlock computes what the plain nn.Sequential computes."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from handsign.fused import Dropout, conv_block_train, keep_mask
+from handsign.models import ConvBlock, create_model
+
+
+def _close(a, b, rtol=1e-4, atol=1e-4):
+    """Equal up to float32 rounding: |a - b| <= rtol * max|b| + atol. (The conv bias gradient is 0 in exact
+    math, since BatchNorm subtracts the mean, so both paths give rounding noise there: hence atol.)"""
+    diff, scale = (a - b).abs().max().item(), b.abs().max().item()
+    assert diff <= rtol * scale + atol, f"max diff {diff} vs max {scale}"
+
+
+def _random_block(cin, cout, p, seed):
+    torch.manual_seed(seed)
+    block = ConvBlock(cin, cout, p)
+    with torch.no_grad():  # negative scales and offsets too: the pool must pick the max of the *normalised* value
+        block.model[1].weight.uniform_(-1.5, 1.5)
+        block.model[1].bias.normal_()
+        block.model[1].running_var.uniform_(0.5, 2)
+    return block.train()
+
+
+@pytest.mark.parametrize("cin,cout,size,p,batch", [(1, 25, 28, 0.0, 8), (25, 50, 14, 0.2, 6), (50, 75, 7, 0.0, 5),
+                                                   (3, 4, 9, 0.5, 3), (2, 3, 6, 0.0, 1)])
+def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, cout, size, p, batch):
+    fused = _random_block(cin, cout, p, seed=size)
+    plain = copy.deepcopy(fused)
+    x = (torch.randn(batch, cin, size, size) * 2 + 0.5)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    keep = torch.rand(batch, size, size, cout) > p
+    out = conv_block_train(x1, fused.model[0], fused.model[1], p, keep=keep if p else None)
+
+    conv, bn, relu, _, pool = plain.model  # the same mask, applied the way nn.Dropout would
+    ref = relu(bn(conv(x2)))
+    if p:
+        ref = ref * keep.permute(0, 3, 1, 2) / (1 - p)
+    ref = pool(ref)
+    assert out.shape == ref.shape == (batch, cout, size // 2, size // 2)
+    _close(out, ref)
+
+    grad = torch.randn_like(ref)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    _close(x1.grad, x2.grad)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        _close(a.grad, b.grad)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        _close(getattr(fused.model[1], name).float(), getattr(plain.model[1], name).float(), rtol=1e-5)
+
+
+def test_whole_cnn_training_step_matches_the_plain_modules():
+    torch.manual_seed(0)
+    fused = create_model("cnn", 24, dropouts=(0.0, 0.0, 0.0), head_dropout=0.0).train()
+    plain = copy.deepcopy(fused)
+    for m in plain.modules():
+        if isinstance(m, ConvBlock):
+            m.fused = False
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 24, (16,))
+    losses = []
+    for model in (fused, plain):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        _close(a.grad, b.grad, rtol=1e-3)
+    plain.load_state_dict(fused.state_dict())  # same keys; eval mode never takes the fused path
+    fused.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(fused(x), plain(x))
+
+
+def test_fused_path_is_used_only_for_float32_cpu_training():
+    block = _random_block(3, 4, 0.0, seed=1)
+    plain = copy.deepcopy(block)
+    plain.fused = False
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    block.double(), plain.double()
+    assert torch.equal(block(x), plain(x))  # float64: the plain Sequential, exactly
+
+
+def test_keep_mask_rate_shape_and_seed():
+    mask = keep_mask((1000, 1000), 0.2, torch.Generator().manual_seed(3))
+    assert mask.shape == (1000, 1000) and mask.dtype == torch.bool
+    assert mask.float().mean().item() == pytest.approx(0.8, abs=0.002)
+    again = keep_mask((1000, 1000), 0.2, torch.Generator().manual_seed(3))
+    other = keep_mask((1000, 1000), 0.2, torch.Generator().manual_seed(4))
+    assert torch.equal(mask, again) and not torch.equal(mask, other)
+    assert keep_mask((7,), 0.0).all() and not keep_mask((7,), 1.0).any()
+    rows = keep_mask((4000, 25), 0.5).float().mean(0)  # no column (draw position in a word) is biased
+    assert ((rows - 0.5).abs() < 0.04).all()
+
+
+def test_dropout_scales_kept_values_and_is_identity_in_eval():
+    d = Dropout(0.3)
+    x = torch.ones(200, 512)
+    y = d.train()(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert kept.float().mean().item() == pytest.approx(0.7, abs=0.01)
+    assert torch.equal(d.eval()(x), x)
