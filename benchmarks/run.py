@@ -48,7 +48,7 @@ from handsign.train import evaluate_tensors, make_optimizer, prepare_data, train
 SECTIONS = ("machine", "train", "tta", "infer", "predict", "serve")
 TARGETS = {  # issue 4's targets on a 2-core CPU (benchmark figures, not tests)
     "train_speedup": 3.0, "onnx_latency_ms": 1.0, "predict_onnx_s": 1.0, "serve_rps": 300, "serve_p99_ms": 50,
-    "fast-asl_tta_s": 300, "fast-mnist_tta_s": 300,
+    "fast-asl_final": (0.998, 300), "fast-mnist_final": (0.995, 300),  # test accuracy within seconds of training
 }
 
 
@@ -211,21 +211,27 @@ def tta_recipe(recipe: str, data_dir, target: float, budget_s: float, log, threa
         return train_one_epoch(model, splits.train, opt, cfg, epoch, torch.device("cpu"), (epoch - 1) * steps,
                                total, show_progress=False)["seconds"]
 
-    return _tta_loop(one, lambda: evaluate_tensors(model, splits.test)["acc"], target, budget_s, cfg.epochs, log)
+    # a recipe's schedule is fixed in advance (one-cycle), so it runs to its last epoch: the row gives
+    # the time to 99 % and the recipe's final accuracy and total training time (issue 4's 5-minute target)
+    return _tta_loop(one, lambda: evaluate_tensors(model, splits.test)["acc"], target, budget_s, cfg.epochs, log,
+                     run_to_end=True)
 
 
-def _tta_loop(train_epoch, test_acc, target, budget_s, max_epochs, log) -> dict:
-    seconds, curve = 0.0, []
+def _tta_loop(train_epoch, test_acc, target, budget_s, max_epochs, log, run_to_end=False) -> dict:
+    seconds, curve, reached = 0.0, [], None
     for epoch in range(1, max_epochs + 1):
         seconds += train_epoch(epoch)
         acc = test_acc()
         curve.append([epoch, round(seconds, 1), acc])
         log(f"  epoch {epoch}: {seconds:.0f} s, test {acc:.2%}")
-        if acc >= target:
-            return {"reached": True, "seconds": seconds, "epochs": epoch, "test_acc": acc, "curve": curve}
+        if acc >= target and reached is None:
+            reached = {"reached": True, "seconds": seconds, "epochs": epoch, "test_acc": acc}
+            if not run_to_end:
+                break
         if seconds > budget_s:
             break
-    return {"reached": False, "seconds": seconds, "epochs": len(curve), "test_acc": curve[-1][2], "curve": curve}
+    out = reached or {"reached": False, "seconds": seconds, "epochs": len(curve), "test_acc": curve[-1][2]}
+    return {**out, "final": {"seconds": seconds, "epochs": len(curve), "test_acc": curve[-1][2]}, "curve": curve}
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -361,8 +367,13 @@ def table(doc: dict) -> str:
     for name, r in doc.get("tta", {}).items():
         got = f"{r['seconds']:.0f} s ({r['epochs']} epochs)" if r["reached"] else \
             f"not reached in {r['seconds']:.0f} s ({r['epochs']} epochs, {r['test_acc']:.2%})"
-        t = TARGETS.get(f"{name.split(' ')[0]}_tta_s")
-        rows.append(("time to 99 % test", name, got, "", f"<= {t} s" if t else ""))
+        rows.append(("time to 99 % test", name, got, "", ""))
+        final = r.get("final")
+        goal = TARGETS.get(f"{name}_final")
+        if goal and final:
+            rows.append(("recipe to the end", f"{name}: test accuracy after all {final['epochs']} epochs, "
+                         f"training seconds", f"{final['test_acc']:.2%}, {final['seconds']:.0f} s", "",
+                         f">= {goal[0]:.1%} within {goal[1]} s"))
     inf = doc.get("infer", {})
     for backend, r in inf.items():
         flops = doc["infer_flops_per_image"]
@@ -379,7 +390,8 @@ def table(doc: dict) -> str:
     for backend, r in doc.get("serve", {}).items():
         rows.append(("serve", f"POST /predict ({backend}), {r['concurrency']} concurrent",
                      f"{r['requests_per_s']:,.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms", "",
-                     f">= {TARGETS['serve_rps']} req/s, p99 <= {TARGETS['serve_p99_ms']} ms"))
+                     f">= {TARGETS['serve_rps']} req/s, p99 <= {TARGETS['serve_p99_ms']} ms"
+                     if backend == "onnx" else ""))  # the server's default backend
     lines = ["| section | measurement | result | share of matmul peak | target |", "|---|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     la = doc["loadavg"]
@@ -472,10 +484,10 @@ def main(argv=None) -> int:
                                                ("onnx",) if a.quick else ("onnx", "torch")))
     doc["machine"]["matmul_gflops_end"] = matmul_gflops(0.5 if a.quick else 2.0)
     doc["loadavg"]["end"] = loadavg()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2))  # first: the measurements survive a bug in the table
     md = table(doc)
     print(md)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2))
     out.with_suffix(".md").write_text(md + "\n")
     log(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
