@@ -2,22 +2,24 @@
 
 ConvBlock is conv -> BatchNorm -> ReLU -> Dropout -> 2x2 max-pool. On a CPU that chain is memory-bound,
 not compute-bound: at batch 256 the eager ops around the convolutions (BatchNorm forward and backward,
-ReLU, Dropout's Bernoulli draws, max-pool in NCHW) took about 60 % of a training step. This module
-computes BatchNorm -> ReLU -> Dropout -> max-pool as one autograd Function on a channels-last tensor,
-viewed as a (pixels, channels) matrix:
+ReLU, Dropout's Bernoulli draws, max-pool) took about 60 % of a training step. Here BatchNorm ->
+ReLU -> Dropout -> max-pool is one autograd Function on the channels-last conv output, seen as a
+(pixels, channels) matrix:
 
-- batch statistics from two matrix products (sum and sum of squares per channel);
-- normalise in one fused multiply-add; dropped elements become 0, which the ReLU after the pool cannot tell from a negative value;
-- max-pool first, ReLU after (they commute: ReLU is monotonic and the dropout scale is positive), so
-  ReLU, the dropout scale and most of the backward run on the pooled, four times smaller tensor;
+- batch statistics: column sums of a wide (B*H, W*C) view (torch.var_mean over channels is ~10x slower);
+- max-pool first, ReLU after (they commute: ReLU is monotonic and the dropout scale is positive).
+  Without dropout the pool runs on the conv output itself (the max of scale * y + shift is at the max
+  of sign(scale) * y), so normalising, ReLU and scaling touch only the pooled, 4x smaller tensor;
+- with dropout: normalise in one multiply-add, then a dropped element becomes 0, which the ReLU after
+  the pool cannot tell from a negative value;
 - backward: BatchNorm's gradient is an affine function of the input plus the pooled gradient put
-  back at the arg-max positions, so it is one fused multiply-add and one scatter, with every
-  per-channel sum taken at pooled resolution.
+  back at the arg-max positions: one multiply-add and one scatter, every per-channel sum taken at
+  pooled resolution.
 
 Dropout draws 16-bit uniform integers from torch's generator (four per 64-bit draw, about 3x
 cheaper than bernoulli_), so the drop probability is rounded to a multiple of 1/65536
-(0.2 -> 0.199997). Everything else is the module's own math: eval mode, ONNX export and non-CPU
-devices use the plain nn.Sequential, and tests check the two agree in outputs and gradients.
+(0.2 -> 0.199997). Eval mode, ONNX export, float64 and non-CPU devices use the plain nn.Sequential;
+tests/test_fused.py checks that the two agree in outputs, gradients and running statistics.
 """
 
 from __future__ import annotations
