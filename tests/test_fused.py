@@ -12,7 +12,8 @@ from handsign.models import ConvBlock, create_model
 
 def _close(a, b, rtol=1e-4, atol=1e-4):
     """Equal up to float32 rounding: |a - b| <= rtol * max|b| + atol. (The conv bias gradient is 0 in exact
-    math, since BatchNorm subtracts the mean, so both paths give rounding noise there: hence atol.)"""
+    math, since BatchNorm subtracts the mean, so both paths give rounding noise there: hence an atol
+    relative to the block's largest gradient.)"""
     diff, scale = (a - b).abs().max().item(), b.abs().max().item()
     assert diff <= rtol * scale + atol, f"max diff {diff} vs max {scale}"
 
@@ -49,8 +50,9 @@ def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, co
     (out * grad).sum().backward()
     (ref * grad).sum().backward()
     _close(x1.grad, x2.grad)
+    largest = max(p.grad.abs().max().item() for p in plain.parameters())
     for a, b in zip(fused.parameters(), plain.parameters()):
-        _close(a.grad, b.grad)
+        _close(a.grad, b.grad, atol=1e-5 * largest)  # conv bias: rounding noise around 0 on both sides
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         _close(getattr(fused.model[1], name).float(), getattr(plain.model[1], name).float(), rtol=1e-5)
 
