@@ -31,7 +31,7 @@ from handsign.config import TrainConfig
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
-from handsign.models import count_parameters, create_model
+from handsign.models import count_parameters, create_model, for_inference
 from handsign.preprocess import default_spec
 from handsign.runtime import Progress, setup
 from handsign.transforms import augment_batch, get_augment
@@ -188,7 +188,8 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
 def predict_tensors(model, images: torch.Tensor, batch_size: int = 1000, device="cpu") -> torch.Tensor:
     """(N, 1, H, W) uint8 -> (N, classes) float32 logits, in eval mode, batched."""
     model.eval()
-    out = [model(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
+    net = for_inference(model)  # BatchNorm folded: ~2.5x faster on CPU, same logits to float32 rounding
+    out = [net(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 

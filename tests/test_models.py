@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from handsign.errors import HandsignError
-from handsign.models import MODELS, count_parameters, create_model, flops_per_image
+from handsign.models import MODELS, count_parameters, create_model, flops_per_image, for_inference
 
 
 @pytest.mark.parametrize("name, classes, params", [("mlp", 10, 669_706), ("mlp", 24, 676_888), ("cnn", 24, 404_099)])
@@ -46,3 +46,26 @@ def test_unknown_model_lists_valid_names():
 
 def test_flops():
     assert flops_per_image(create_model("mlp", 10)) == 2 * 669_706 - 2 * (512 + 512 + 10)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_for_inference_gives_the_same_logits_and_leaves_the_model_alone(name):
+    torch.manual_seed(0)
+    model = create_model(name, 24)
+    with torch.no_grad():  # trained-looking BatchNorm statistics and affine terms, negative scales included
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(), m.running_var.uniform_(0.3, 3), m.weight.normal_(), m.bias.normal_()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = for_inference(model)
+    x = torch.rand(32, 1, 28, 28)
+    model.eval()
+    with torch.no_grad():
+        ref, got = model(x), fast(x)
+    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    assert (got.argmax(1) == ref.argmax(1)).all()
+    assert not fast.training
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    if name == "cnn":  # the copy has the BatchNorm folded away: not a checkpoint layout
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
