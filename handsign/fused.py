@@ -24,6 +24,8 @@ tests/test_fused.py checks that the two agree in outputs, gradients and running 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,11 +33,9 @@ from torch import nn
 
 def keep_mask(shape, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Bool tensor of `shape`, True with probability 1 - p (p rounded to a multiple of 1/65536)."""
-    n = 1
-    for s in shape:
-        n *= s
     if p >= 1:
         return torch.zeros(shape, dtype=torch.bool)
+    n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None, generator=generator)
     threshold = round(p * 65536) - 32768  # int16 draws are uniform on [-32768, 32767]
     return (words.view(torch.int16)[:n] >= threshold).view(shape)
@@ -55,7 +55,7 @@ class _BNReLUDropPool(torch.autograd.Function):
         invstd = (var + eps).rsqrt()
         scale = weight * invstd
         shift = bias - mean * scale
-        if keep is not None:  # normalise, then a dropped element becomes 0: the ReLU after the pool
+        if keep is not None:  # normalise; a dropped element becomes 0, which ReLU-after-pool treats as any <= 0
             a = torch.addcmul(shift.repeat(w), wide, scale.repeat(w)).mul_(keep.view(b * h, w * c))
             pooled, idx = F.max_pool2d(_nchw_view(a, b, h, w, c), 2, 2, return_indices=True)
         else:  # no dropout: pool y itself (max of scale * y + shift is at max of sign(scale) * y), then normalise
