@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere: this checkout's handsign, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_load import run as load_run  # noqa: E402
+from serve_load import run as load_run, served  # noqa: E402
 
 from handsign.checkpoint import save_checkpoint  # noqa: E402
 from handsign.config import make_config  # noqa: E402
@@ -303,42 +302,15 @@ def bench_predict_process(ckpt: Path, image: Path, runs: int) -> dict:
 
 # ------------------------------------------------------------------------------------------ server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_serve(ckpt: Path, image: Path, n: int, concurrency: int, backends=("onnx",)) -> dict:
     """`handsign serve` in its own process; single-image POST /predict at bounded concurrency."""
-    import httpx
-
     data, out = image.read_bytes(), {}
     for backend in backends:
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "handsign", "serve", "--model", f"bench={ckpt}",
-                                 "--port", str(port), "--backend", backend], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"handsign serve ({backend}) did not start")
-                time.sleep(0.2)
-
+        with served(["--model", f"bench={ckpt}", "--backend", backend], timeout_s=60) as (url, _):
             def request(client):
                 return client.post("/predict", files={"file": ("one.png", data, "image/png")})
 
             lat, wall, statuses = asyncio.run(load_run(url, n, concurrency, request))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
         out[backend] = {"requests": n, "concurrency": concurrency, "statuses": statuses,
                         "requests_per_s": round(n / wall, 1), **_ms_stats(lat)}
     return out

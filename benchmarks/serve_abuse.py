@@ -14,19 +14,15 @@ import asyncio
 import io
 import json
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import run  # noqa: E402  (the shared load loop: warm-up, N requests, C workers)
+from serve_load import run, served  # noqa: E402  (the shared server start and load loop)
 
 
 def rss_mib(pid: int) -> float:
@@ -70,23 +66,8 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = a.model or str(course_cnn(Path(tmp)))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "handsign", "serve", "--model", f"asl={model}",
-                                   "--backend", "torch", "--port", str(port), "--max-concurrency",
-                                   str(a.max_concurrency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise SystemExit("the server did not start")
-                    time.sleep(0.3)
+        serve_args = ["--model", f"asl={model}", "--backend", "torch", "--max-concurrency", str(a.max_concurrency)]
+        with served(serve_args) as (url, server):
             data = photo_jpeg()
 
             def make_request(client):
@@ -96,9 +77,6 @@ def main(argv=None) -> int:
             before = rss_mib(server.pid)
             lat, wall, statuses = asyncio.run(run(url, a.n, a.c, make_request))
             after = rss_mib(server.pid)
-        finally:
-            server.terminate()
-            server.wait(30)
     ms = np.array(lat) * 1000
     result = {"requests": a.n, "concurrency": a.c, "max_concurrency": a.max_concurrency,
               "statuses": {str(k): v for k, v in sorted(statuses.items())},

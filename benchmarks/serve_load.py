@@ -11,12 +11,45 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
+
+
+@contextlib.contextmanager
+def served(serve_args: list[str], timeout_s: float = 120):
+    """`python -m handsign serve SERVE_ARGS --port P` on a free 127.0.0.1 port, run from this checkout;
+    yields (url, process) once /v2/health/ready answers 200, and stops the server on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "handsign", "serve", *serve_args, "--port", str(port)],
+                            cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"handsign serve {' '.join(serve_args)} did not start")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 async def run(url: str, n: int, concurrency: int, make_request) -> tuple[list[float], float, dict]:
