@@ -80,7 +80,22 @@ def parse_metadata(raw: str, where) -> dict:
     for key in ("architecture", "labels", "preprocess"):
         if key not in meta:
             raise CheckpointError(f"{where}: metadata has no {key!r}")
+    try:
+        input_kind(meta)
+    except CheckpointError as e:
+        raise CheckpointError(f"{where}: {e}") from None
     return meta
+
+
+INPUT_KINDS = ("image", "landmarks")  # what a model reads: a preprocessed picture, or hand-landmark features
+
+
+def input_kind(meta: dict) -> str:
+    """"image" (every pixel model; older checkpoints do not say) or "landmarks" (handsign.hands)."""
+    kind = meta.get("input", "image")
+    if kind not in INPUT_KINDS:
+        raise CheckpointError(f"metadata input {kind!r} is not one of {list(INPUT_KINDS)}")
+    return kind
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -167,7 +182,8 @@ def build_from_metadata(meta: dict, where: str = "checkpoint", device: str | Non
 
     arch = meta["architecture"]
     try:
-        check_spec(meta["preprocess"])
+        if input_kind(meta) == "image":
+            check_spec(meta["preprocess"])
         if not isinstance(arch, dict) or not isinstance(arch.get("args", {}), dict):
             raise ValueError("architecture must be an object with 'name' and 'args'")
         with torch.device(device or "cpu"):

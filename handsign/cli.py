@@ -45,12 +45,18 @@ def _add_train(sub):
     p.add_argument("--channels-last", action="store_const", const=True,
                    help="NHWC memory format (faster convolutions on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--photos", help="hands recipes: ROOT/<letter>/*.jpg (default DATA/asl_photos/massey)")
+    p.add_argument("--holdout", help="hands recipes: a person (e.g. hand3) left out of training and reported")
     p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
                    "one per GPU with --device cuda, else on CPU); --batch-size is per process")
     p.set_defaults(func=cmd_train, parser=p)
 
 
 def cmd_train(a) -> int:
+    if a.recipe.startswith("hands"):
+        return _train_hands(a)
+    if a.photos or a.holdout:
+        raise HandsignError("--photos and --holdout are for the hands recipes (e.g. --recipe hands-asl)")
     from handsign import distributed
     from handsign.train import train
 
@@ -62,6 +68,23 @@ def cmd_train(a) -> int:
         train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
         return 0
     train(_train_config(a), show_progress=not a.quiet)
+    return 0
+
+
+_HANDS_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed", "data_dir", "out",
+                "threads", "photos", "holdout")
+
+
+def _train_hands(a) -> int:
+    """`train --recipe hands-...`: the hand-landmark model (handsign.hands.train)."""
+    from handsign.hands.train import make_hands_config, train_hands
+
+    other = [f"--{k.replace('_', '-')}" for k, v in vars(a).items() if v not in (None, False) and k not in
+             (*_HANDS_FLAGS, "recipe", "quiet", "func", "parser", "command")]
+    if other:
+        raise HandsignError(f"{', '.join(other)}: not a setting of the hands recipes (they take "
+                            f"{', '.join('--' + k.replace('_', '-') for k in _HANDS_FLAGS)})")
+    train_hands(make_hands_config(a.recipe, **{k: getattr(a, k) for k in _HANDS_FLAGS}))
     return 0
 
 
@@ -115,9 +138,11 @@ def _add_recipes(sub):
 
 def cmd_recipes(a) -> int:
     from handsign.config import RECIPES
+    from handsign.hands.train import HANDS_RECIPES
 
-    width = max(map(len, RECIPES))
-    for name, r in RECIPES.items():
+    recipes = {**RECIPES, **HANDS_RECIPES}
+    width = max(map(len, recipes))
+    for name, r in recipes.items():
         print(f"{name:<{width}}  {r['description']}")
     return 0
 
@@ -184,7 +209,9 @@ def cmd_predict(a) -> int:
             top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
             answer = f"{r['label']} ({r['probability']:.1%})" if r["confident"] else \
                 f"not sure (best guess {r['label']}, {r['probability']:.1%})"
-            print(f"{r['path']}: {answer}  top: {top}")
+            via = "" if predictor.hands is None else \
+                f"  via {r['via']}" + (f" ({r['reason']})" if r.get("reason") else "")
+            print(f"{r['path']}: {answer}  top: {top}{via}")
     if failed:
         if len(paths) > 1:  # one image: its own error line says it all
             print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
@@ -207,7 +234,7 @@ def cmd_export(a) -> int:
     from handsign.export import TOLERANCE, export
 
     r = export(a.model, a.out, format=a.format)
-    print(f"wrote {r['path']} (opset {r['opset']}, input image [N,1,S,S] -> logits)")
+    print(f"wrote {r['path']} (opset {r['opset']}, input {r['input']} -> logits)")
     print(f"check: max |logit difference| ONNX Runtime vs torch on {r['check_batch']} random images: "
           f"{r['max_abs_diff']:.3g} (logits up to {r['max_abs_logit']:.3g}; tolerance {TOLERANCE:g} x max(1, that))")
     return 0

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, load_model
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
+LANDMARK_INPUT = "features"  # a landmark model's input: [N, F] handsign.hands.features vectors
 TOLERANCE = 1e-4  # max |logit difference| ONNX Runtime vs torch accepted, per unit of the largest |logit|
 CHECK_BATCH = 16  # random images in the check (a batch size the export never saw: the batch dim is dynamic)
 
@@ -44,42 +45,53 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     if out.suffix != ".onnx":
         raise HandsignError(f"{out}: the output file name must end in .onnx")
     net = model.model.cpu().eval()
-    size = model.preprocess["size"]
     meta = {k: v for k, v in model.meta.items() if k != "train_state"}
     meta.setdefault("name", model.path.stem)
+    shape = input_shape(meta)
+    input_name = LANDMARK_INPUT if input_kind(meta) == "landmarks" else INPUT
 
-    example = torch.rand(2, 1, size, size)
+    example = torch.rand(2, *shape)
     try:
-        program = torch.onnx.export(net, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+        program = torch.onnx.export(net, (example,), dynamo=True, input_names=[input_name], output_names=[OUTPUT],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=OPSET,
                                     verbose=False)
     except ImportError as e:  # the torch.export-based exporter needs onnx and onnxscript
         raise HandsignError(f"ONNX export needs the onnx extra ({e.name or e}): pip install 'handsign[onnx]'") \
             from None
     proto = program.model_proto
-    diff, scale = check_against_torch(proto.SerializeToString(), net, size) if check else (None, None)
+    diff, scale = check_against_torch(proto.SerializeToString(), net, shape, input_name) if check else (None, None)
     if diff is not None and not diff < TOLERANCE * max(1.0, scale):
         raise HandsignError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} on logits up to {scale:.3g}; "
                             f"not written")
     if diff is not None:
-        meta["onnx"] = {"opset": OPSET, "input": INPUT, "output": OUTPUT, "max_abs_diff_vs_torch": diff}
+        meta["onnx"] = {"opset": OPSET, "input": input_name, "output": OUTPUT, "max_abs_diff_vs_torch": diff}
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
-    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta['name']}: {INPUT} -> {OUTPUT}"
+    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta['name']}: {input_name} -> {OUTPUT}"
     atomic_write_bytes(out, proto.SerializeToString())
-    return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET}
+    return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET,
+            "input": f"{input_name} [N,{','.join(map(str, shape))}]"}
 
 
-def check_against_torch(onnx_bytes: bytes, net, size: int, seed: int = 0) -> tuple[float, float]:
-    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random images in [0, 1]."""
+def input_shape(meta: dict) -> tuple[int, ...]:
+    """One example's shape: (1, S, S) for a picture model, (F,) for a landmark model."""
+    if input_kind(meta) == "landmarks":
+        return (int(meta["architecture"]["args"]["in_features"]),)
+    size = meta["preprocess"]["size"]
+    return (1, size, size)
+
+
+def check_against_torch(onnx_bytes: bytes, net, shape: tuple, input_name: str = INPUT,
+                        seed: int = 0) -> tuple[float, float]:
+    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs in [0, 1]."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    x = torch.rand(CHECK_BATCH, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    x = torch.rand(CHECK_BATCH, *shape, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         expected = net(x).float().numpy()
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT], {INPUT: x.numpy()})[0]
+    got = session.run([OUTPUT], {input_name: x.numpy()})[0]
     return float(np.abs(got - expected).max()), float(np.abs(expected).max())

@@ -71,7 +71,30 @@ class CNN(nn.Sequential):
                          Dropout(head_dropout), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+class LandmarkMLP(nn.Module):
+    """Hand-landmark features -> standardise -> [Linear -> ReLU -> Dropout] * len(hidden) -> Linear.
+
+    The feature mean and spread of the training set are buffers (saved with the weights and exported
+    to ONNX), so callers feed raw `handsign.hands.features` vectors. in_channels and image_size are the
+    registry's common arguments and unused here."""
+
+    def __init__(self, num_classes: int = 24, in_channels: int = 1, image_size: int = 28, in_features: int = 102,
+                 hidden: tuple = (256, 256), dropout: float = 0.2):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("std", torch.ones(in_features))
+        layers, width = [], in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):  # (N, in_features) -> (N, classes) logits
+        return self.net((x - self.mean) / self.std)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "landmark_mlp": LandmarkMLP}
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 1, image_size: int = 28, **kwargs) -> nn.Module:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handsign.checkpoint import parse_metadata
+from handsign.checkpoint import input_kind, parse_metadata
 from handsign.errors import CheckpointError, HandsignError
 from handsign.preprocess import check_spec
 
@@ -20,7 +20,8 @@ METADATA_KEY = "handsign"  # key in the ONNX model's metadata_props
 
 
 def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[dict, callable]:
-    """(metadata, run) for an .onnx file exported by handsign; run maps (N, 1, S, S) -> (N, classes) logits."""
+    """(metadata, run) for an .onnx file exported by handsign; run maps (N, 1, S, S) images (or, for a
+    landmark model, (N, F) hand features) -> (N, classes) logits."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -47,12 +48,16 @@ def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[dict, callable
         raise CheckpointError(f"{p}: an ONNX model without handsign metadata (export it with 'handsign export')")
     meta = parse_metadata(raw, p)
     try:
-        size = check_spec(meta["preprocess"])["size"]
-    except ValueError as e:
+        if input_kind(meta) == "landmarks":  # hand-landmark features [N, F]
+            expected = [int(meta["architecture"]["args"]["in_features"])]
+        else:  # a preprocessed picture [N, 1, S, S]
+            size = check_spec(meta["preprocess"])["size"]
+            expected = [1, size, size]
+    except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{p}: {e}") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or list(inputs[0].shape[1:]) != [1, size, size]:
-        raise CheckpointError(f"{p}: expected one input of shape [N, 1, {size}, {size}], "
+    if len(inputs) != 1 or list(inputs[0].shape[1:]) != expected:
+        raise CheckpointError(f"{p}: expected one input of shape [N, {', '.join(map(str, expected))}], "
                               f"got {[i.shape for i in inputs]}")
     n_out = outputs[0].shape[-1]
     if isinstance(n_out, int) and n_out != len(meta["labels"]):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from handsign import preprocess as pp
-from handsign.checkpoint import resolve_checkpoint
+from handsign.checkpoint import input_kind, read_metadata, resolve_checkpoint
 from handsign.errors import CheckpointError, HandsignError, ImageError
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -49,14 +49,25 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """A loaded model (torch or ONNX Runtime) + its labels and preprocessing spec."""
+    """A loaded model (torch or ONNX Runtime): a pixel model (meta, run: labels and preprocessing spec),
+    a hand-landmark model (`hands`, handsign.hands.route), or both, fused.
 
-    def __init__(self, meta: dict, run, backend: str, source: Path):
-        self.meta, self._run, self.backend, self.source = meta, run, backend, source
-        self.labels = list(meta["labels"])
-        self.spec = pp.check_spec(dict(meta["preprocess"]))
-        self.name = meta.get("name") or source.stem
-        self.min_confidence = check_min_confidence(meta.get("min_confidence", MIN_CONFIDENCE))
+    With `hands`, a photo goes to the landmark model when MediaPipe finds a hand in it (fused with the
+    pixel model's probabilities by the weight in the landmark model's metadata); otherwise, and for a
+    picture already in the training data's form (a 28x28 gray frame), to the pixel model. Every answer
+    says which route gave it: "via": "landmarks" (+ the 21 points in the image's pixels) or "pixels"."""
+
+    def __init__(self, meta: dict | None, run, backend: str, source: Path, hands=None):
+        if meta is None and hands is None:
+            raise HandsignError("a Predictor needs a pixel model, a landmark model or both")
+        self.pixel_meta, self._run, self.backend, self.source, self.hands = meta, run, backend, source, hands
+        self.meta = hands.meta if hands is not None else meta  # the model the user named
+        self.labels = list(self.meta["labels"])
+        self.spec = pp.check_spec(dict(meta["preprocess"])) if meta is not None else None
+        if hands is not None and meta is not None and list(meta["labels"]) != self.labels:
+            raise CheckpointError(f"{source}: the pixel model's labels differ from the landmark model's")
+        self.name = self.meta.get("name") or source.stem
+        self.min_confidence = check_min_confidence(self.meta.get("min_confidence", MIN_CONFIDENCE))
 
     @classmethod
     def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu",
@@ -76,9 +87,18 @@ class Predictor:
             from handsign.onnx_runtime import load_onnx
 
             meta, run = load_onnx(onnx_path, spin=spin)
+            if input_kind(meta) == "landmarks":
+                from handsign.hands.route import HandRoute
+
+                return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), backend, device, spin)
             return cls(meta, run, "onnx", onnx_path)
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
+        meta = read_metadata(path)
+        if input_kind(meta) == "landmarks":
+            from handsign.hands.route import HandRoute
+
+            return cls._with_pixels(HandRoute.load(meta, path, "torch", device), backend, device, spin)
         from handsign.checkpoint import load_model
 
         loaded = load_model(path, device=device)
@@ -94,27 +114,67 @@ class Predictor:
 
         return cls(loaded.meta, run, "torch", path)
 
+    @classmethod
+    def _with_pixels(cls, hands, backend: str, device: str, spin: bool) -> "Predictor":
+        """A landmark model + the pixel model its metadata names (a file beside it), if any."""
+        if not hands.pixel_model:
+            return cls(None, None, hands.backend, hands.source, hands=hands)
+        pixel_path = hands.source.parent / f"{hands.pixel_model}.safetensors"
+        if backend == "onnx" or not pixel_path.is_file():
+            pixel_path = pixel_path.with_suffix(".onnx")
+        if not pixel_path.is_file():
+            raise CheckpointError(f"{hands.source}: its pixel model {hands.pixel_model!r} is not beside it")
+        pixels = cls.load(pixel_path, backend, device, spin)
+        if pixels.hands is not None or pixels.pixel_meta is None:
+            raise CheckpointError(f"{pixel_path}: the pixel model of {hands.source} must be a pixel model")
+        return cls(pixels.pixel_meta, pixels._run, pixels.backend, pixels.source, hands=hands)
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """(N, 1, S, S) float32 in [0, 1] -> (N, classes) float32 logits."""
+        """(N, 1, S, S) float32 in [0, 1] -> (N, classes) float32 logits (the pixel model)."""
+        if self._run is None:
+            raise HandsignError(f"{self.name}: a hand-landmark model; it reads photos, not image tensors")
         x = np.ascontiguousarray(x, dtype=np.float32)
         size = self.spec["size"]
         if x.ndim != 4 or x.shape[1:] != (1, size, size):
             raise HandsignError(f"input must have shape [N, 1, {size}, {size}], got {list(x.shape)}")
         return self._run(x)
 
-    def predict_arrays(self, x: np.ndarray, top_k: int = 3) -> list[dict]:
-        """One dict per image: label (top-1), probability, top, and whether it clears min_confidence:
-        confident (bool) and verdict (the label, or "not sure")."""
-        probs = softmax(self.logits(x).astype(np.float64))
+    def answer(self, p: np.ndarray, top_k: int = 3) -> dict:
+        """Probabilities (classes,) -> label (top-1), probability, top, confident and verdict (the label,
+        or "not sure" below min_confidence)."""
         k = max(1, min(top_k, len(self.labels)))
-        out = []
-        for p in probs:
-            order = np.argsort(-p, kind="stable")[:k]
-            top = [[self.labels[i], round(float(p[i]), 6)] for i in order]
-            confident = bool(p[order[0]] >= self.min_confidence)
-            out.append({"label": top[0][0], "probability": top[0][1], "top": top, "confident": confident,
-                        "verdict": top[0][0] if confident else NOT_SURE})
-        return out
+        order = np.argsort(-p, kind="stable")[:k]
+        top = [[self.labels[i], round(float(p[i]), 6)] for i in order]
+        confident = bool(p[order[0]] >= self.min_confidence)
+        return {"label": top[0][0], "probability": top[0][1], "top": top, "confident": confident,
+                "verdict": top[0][0] if confident else NOT_SURE}
+
+    def predict_arrays(self, x: np.ndarray, top_k: int = 3) -> list[dict]:
+        """Preprocessed pictures (N, 1, S, S) -> one answer dict per picture (the pixel model)."""
+        return [self.answer(p, top_k) for p in softmax(self.logits(x).astype(np.float64))]
+
+    def predict_image(self, img, top_k: int = 3, name: str = "image") -> dict:
+        """A decoded PIL image -> answer dict with "via" (the route) and, via landmarks, the hand."""
+        reason = None
+        if self.hands is not None:
+            if self.spec is not None and pp.in_training_form(img, self.spec):
+                reason = "a picture in the training data's form (gray, model size)"
+            else:
+                from handsign.hands.route import find_hand
+
+                hand = find_hand(pp.to_rgb(img).astype(np.uint8))
+                if hand is not None:
+                    p = self.hands.probs([hand])[0]
+                    w = self.hands.pixel_weight
+                    if self._run is not None and w > 0:
+                        p = (1 - w) * p + w * softmax(self.logits(pp.preprocess(img, self.spec)[None]).astype(np.float64))[0]
+                    return {**self.answer(p, top_k), "via": "landmarks", "hands": hand.hands,
+                            "handedness": hand.handedness, "landmarks": np.round(hand.points[:, :2], 1).tolist()}
+                reason = "no hand found"
+            if self._run is None:
+                raise ImageError(f"{name}: no hand found (this model reads hand landmarks only)")
+        out = self.predict_arrays(pp.preprocess(img, self.spec)[None], top_k)[0]
+        return {**out, "via": "pixels", **({"reason": reason} if reason else {})}
 
     def iter_predictions(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
                          on_error=None):
@@ -127,22 +187,27 @@ class Predictor:
             raise HandsignError(f"--batch-size must be at least 1, got {batch_size}")
         names = names or [str(s) for s in sources]
         for start in range(0, len(sources), batch_size):
-            arrays, kept = [], []
+            arrays, kept, done = [], [], []
             for src, name in zip(sources[start:start + batch_size], names[start:start + batch_size]):
                 try:
-                    arrays.append(pp.load_image(src, self.spec, name=name))
-                    kept.append(name)
+                    img = pp.decode_image(src, name=name)
+                    if self.hands is not None:  # one photo at a time: each takes its own route
+                        done.append({"path": name, **self.predict_image(img, top_k, name)})
+                    else:
+                        arrays.append(pp.preprocess(img, self.spec))
+                        kept.append(name)
                 except ImageError as e:
                     if on_error is None:
                         raise
                     on_error(name, e)
+            yield from done
             if arrays:
                 for name, r in zip(kept, self.predict_arrays(np.stack(arrays), top_k)):
-                    yield {"path": name, **r}
+                    yield {"path": name, **r, "via": "pixels"}
 
     def predict_files(self, sources: list, top_k: int = 3, batch_size: int = 64, names: list | None = None,
                       on_error=None) -> list[dict]:
-        """All of iter_predictions as a list: [{"path", "label", "probability", "top"}, ...]."""
+        """All of iter_predictions as a list: [{"path", "label", "probability", "top", "via", ...}, ...]."""
         return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
 
 

@@ -224,7 +224,7 @@ def _fit_digit(gray: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def to_rgb(img: Image.Image) -> np.ndarray:
     """Any PIL mode -> (H, W, 3) float32 in [0, 255], transparency over white (as to_gray does)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F", "L"):
         return np.repeat(to_gray(img)[..., None], 3, axis=2)
@@ -315,6 +315,11 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as PIL's "L"
 
 
+def in_training_form(img: Image.Image, spec: dict) -> bool:
+    """A gray picture at the model's size, like a row of the training data (a Sign-MNIST frame)."""
+    return img.size == (spec["size"], spec["size"]) and img.mode in ("L", "I", "F", "I;16", "I;16B", "I;16L")
+
+
 def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
     """A decoded image -> (1, size, size) float32 in [0, 1], the model's input for one image.
 
@@ -323,11 +328,11 @@ def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
     """
     size = spec["size"]
     gray = to_gray(img)  # (H, W) in [0, 255]
-    if gray.shape == (size, size) and img.mode in ("L", "I", "F", "I;16", "I;16B", "I;16L"):
+    if in_training_form(img, spec):
         pass  # already the training data's form: no crop, no brightness match
     elif spec.get("crop", "none") == "foreground" or spec.get("match"):
         if spec.get("crop", "none") == "foreground":
-            rgb = _to_rgb(img)
+            rgb = to_rgb(img)
             box = find_foreground(rgb)
             gray = _luma(_crop_square(rgb, box, spec.get("margin", 0.0))) if box else gray
         gray = _fit_pad(gray, size) if gray.shape != (size, size) else gray

@@ -407,8 +407,7 @@ def _predict_bytes(predictor: Predictor, data: bytes, name: str, top_k: int, max
     """Image bytes -> {"path", "label", "probability", "top", "confident", "verdict"} exactly as
     `handsign predict --json`."""
     img = pp.decode_image(data, name=name, max_pixels=max_pixels)  # ImageError -> 400
-    x = pp.preprocess(img, predictor.spec)[None]  # (1, 1, S, S) in [0, 1]
-    return {"path": name, **predictor.predict_arrays(x, top_k)[0]}
+    return {"path": name, **predictor.predict_image(img, top_k, name)}  # hand landmarks or pixels
 
 
 def _split_binary(body: bytes, header_length: str | None) -> tuple[dict, bytes]:

@@ -1,0 +1,98 @@
+"""An image folder (ROOT/<label>/*.jpg) -> hand landmarks per file, with who is in each photo.
+
+    hs = load_folder("../shared/data/asl_photos/massey")   # landmarks cached per file content
+    hs.points, hs.handedness, hs.found, hs.labels, hs.groups
+
+`groups` name the person in each photo (Massey's file names carry hand1..hand5), so evaluation can
+leave whole people out: the photos of one person are near-copies of each other.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from handsign import preprocess as pp
+from handsign.errors import DataError
+from handsign.hands import cache
+from handsign.hands.landmarks import Hand, detect
+
+GROUP_PATTERN = r"hand\d+"  # the person in a Massey file name, e.g. hand3_k_left_seg_2_cropped.jpeg
+
+
+@dataclass
+class HandSet:
+    files: list[Path]
+    labels: np.ndarray  # (N,) int64 index into label_names
+    label_names: list[str]
+    groups: list[str]  # person of each file ("" when the pattern does not match)
+    hands: list = field(default_factory=list)  # Hand or None (no hand found), per file
+
+    @property
+    def found(self) -> np.ndarray:
+        return np.array([h is not None for h in self.hands], dtype=bool)
+
+    def detection_report(self) -> dict:
+        """Share of photos with a hand found: overall, per label and per person."""
+        found = self.found
+
+        def rate(mask):
+            n = int(mask.sum())
+            return {"found": int(found[mask].sum()), "photos": n, "rate": round(float(found[mask].mean()), 4) if n else None}
+
+        groups = np.array(self.groups)
+        return {"overall": rate(np.ones(len(found), dtype=bool)),
+                "per_label": {name: rate(self.labels == i) for i, name in enumerate(self.label_names)},
+                "per_person": {g: rate(groups == g) for g in sorted(set(self.groups))}}
+
+
+def list_folder(root, labels: list[str] | None = None, group_pattern: str = GROUP_PATTERN):
+    """(files, label indices, label names, groups) of ROOT/<label>/<image>, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder (expected ROOT/<label>/*.jpg, e.g. the Massey ASL photos)")
+    names = labels or sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files, ys, groups = [], [], []
+    pattern = re.compile(group_pattern)
+    for i, name in enumerate(names):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        for f in sorted(folder.iterdir()):
+            if f.suffix.lower() in pp.IMAGE_EXTENSIONS and f.is_file():
+                files.append(f)
+                ys.append(i)
+                m = pattern.search(f.name)
+                groups.append(m.group(0) if m else "")
+    if not files:
+        raise DataError(f"{root}: no images in ROOT/<label>/ sub-folders")
+    return files, np.array(ys, dtype=np.int64), list(names), groups
+
+
+def hand_of_bytes(data: bytes, name: str = "image") -> Hand | None:
+    """Decode + detect, through the cache."""
+    key = cache.key_for(data)
+    hit = cache.get(key)
+    if hit is not cache.MISSING:
+        return hit
+    hand = detect(pp.to_rgb(pp.decode_image(data, name=name)).astype(np.uint8))
+    cache.put(key, hand)
+    return hand
+
+
+def load_folder(root, labels: list[str] | None = None, group_pattern: str = GROUP_PATTERN,
+                progress: bool = True) -> HandSet:
+    """Landmarks of every image under ROOT/<label>/ (MediaPipe on the first run, the cache after)."""
+    files, ys, names, groups = list_folder(root, labels, group_pattern)
+    hands = []
+    for i, f in enumerate(files):
+        hands.append(hand_of_bytes(f.read_bytes(), name=str(f)))
+        if progress and sys.stderr.isatty() and (i + 1) % 50 == 0:
+            print(f"\rhand landmarks: {i + 1}/{len(files)}", end="", file=sys.stderr, flush=True)
+    if progress and sys.stderr.isatty():
+        print(file=sys.stderr)
+    return HandSet(files, ys, names, groups, hands)

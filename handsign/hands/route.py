@@ -1,0 +1,96 @@
+"""The landmark route of a prediction: a loaded landmark model (torch or ONNX Runtime) and how its
+answer is fused with a pixel model's.
+
+    route = HandRoute.load(path, backend="auto")
+    hand = route.find(rgb)              # MediaPipe; None when no hand is found
+    probs = route.probs([hand])         # (1, classes)
+
+Nothing here imports torch or MediaPipe at module level: the deploy install (ONNX Runtime) and a
+machine without the hands extra both load this file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from handsign.errors import CheckpointError, HandsignError
+from handsign.hands import landmarks
+from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class HandRoute:
+    """A landmark model: labels, how to run it, and the fusion with a pixel model named in its metadata
+    (`fusion`: {"pixel_model": file stem beside it, "pixel_weight": w}; p = (1 - w) p_hand + w p_pixel)."""
+
+    def __init__(self, meta: dict, run, backend: str, source: Path):
+        pre = meta.get("preprocess", {})
+        if pre.get("kind") != "hand-landmarks" or pre.get("features") != FEATURES_VERSION:
+            raise CheckpointError(f"{source}: landmark features {pre.get('features')!r} are not the ones this "
+                                  f"handsign computes (version {FEATURES_VERSION}); retrain or upgrade handsign")
+        self.meta, self._run, self.backend, self.source = meta, run, backend, source
+        self.labels = list(meta["labels"])
+        fusion = meta.get("fusion") or {}
+        self.pixel_model = fusion.get("pixel_model")
+        w = fusion.get("pixel_weight", 0.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
+            raise CheckpointError(f"{source}: fusion pixel_weight {w!r} must be a number in 0..1")
+        self.pixel_weight = float(w)
+
+    @classmethod
+    def load(cls, meta: dict, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
+        """backend "onnx": path.onnx (or the given .onnx); "torch": the .safetensors checkpoint."""
+        if backend == "onnx":
+            from handsign.onnx_runtime import load_onnx
+
+            onnx_meta, run = load_onnx(path.with_suffix(".onnx"), spin=spin)
+            return cls(onnx_meta, run, "onnx", path.with_suffix(".onnx"))
+        import torch
+
+        from handsign.checkpoint import load_model
+
+        net = load_model(path, device=device).model
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+        return cls(meta, run, "torch", path)
+
+    def probs(self, hands: list) -> np.ndarray:
+        """Hands -> (n, classes) float64 probabilities."""
+        points = np.stack([h.points for h in hands]).astype(np.float32)
+        left = np.array([h.handedness == "Left" for h in hands])
+        x = hand_features(points, left)
+        assert x.shape[1] == N_FEATURES
+        return softmax(self._run(x).astype(np.float64))
+
+
+_warned = False
+
+
+def find_hand(rgb: np.ndarray):
+    """MediaPipe on one picture; None when no hand is found or MediaPipe is not installed (then one
+    line on stderr, once per process, says how to get the better route)."""
+    global _warned
+    if not landmarks.available():
+        if not _warned:
+            print(f"handsign: note: photos are read by pixels only; for real photos install hand landmarks: "
+                  f"{landmarks.INSTALL_HINT}", file=sys.stderr)
+            _warned = True
+        return None
+    try:
+        return landmarks.detect(rgb)
+    except HandsignError:
+        raise
+    except Exception as e:  # MediaPipe's C++ errors (an odd image): no hand, answered by pixels
+        print(f"handsign: note: hand detection failed ({type(e).__name__}); reading by pixels", file=sys.stderr)
+        return None
