@@ -271,13 +271,25 @@ def _add_bundle(sub):
     p.add_argument("name", metavar="NAME", help="model name, e.g. asl or mnist")
     p.add_argument("--out", default="bundle", help="output folder (default ./bundle)")
     p.add_argument("--command", help="the exact command that trained it (default: rebuilt from its config)")
+    p.add_argument("--pixel-model", help="a hand-landmark model: the pixel model in --out it is fused with")
+    p.add_argument("--pixel-weight", type=float, default=0.0, help="its weight in the fusion (0..1)")
     p.set_defaults(func=cmd_bundle)
 
 
 def cmd_bundle(a) -> int:
     from handsign.bundle import bundle
+    from handsign.checkpoint import input_kind, read_metadata
+    from handsign.predict import resolve_model
 
-    for path in bundle(a.checkpoint, a.name, a.out, command=a.command):
+    if input_kind(read_metadata(resolve_model(a.checkpoint))) == "landmarks":
+        from handsign.hands.bundle import bundle_hands
+
+        paths = bundle_hands(a.checkpoint, a.name, a.out, a.pixel_model, a.pixel_weight, command=a.command)
+    elif a.pixel_model:
+        raise HandsignError("--pixel-model is for hand-landmark models")
+    else:
+        paths = bundle(a.checkpoint, a.name, a.out, command=a.command)
+    for path in paths:
         print(f"wrote {path}")
     return 0
 

@@ -43,6 +43,11 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
     dev = select_device(device)
     loaded = load_model(checkpoint, device=str(dev))
+    if loaded.meta.get("input") == "landmarks":
+        pixel = (loaded.meta.get("fusion") or {}).get("pixel_model")
+        hint = f"; evaluate its pixel model: handsign evaluate {loaded.path.parent / pixel}.safetensors" if pixel else ""
+        raise HandsignError(f"{loaded.path}: a hand-landmark model, evaluated on photos leaving one person out "
+                            f"(its metrics and benchmarks/hands_lopo.py){hint}")
     data = _dataset_for(loaded.meta, split, data_dir)
     labels = loaded.labels
     if data.classes != labels:

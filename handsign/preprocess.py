@@ -275,6 +275,10 @@ def find_foreground(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    if (top <= 2) + (left <= 2) + (bottom >= sh - 2) + (right >= sw - 2) >= 3:
+        # the "foreground" reaches three or four edges: the picture is already cut around the hand (like
+        # the course's deployment photos), its border is hand, not wall; re-cropping would cut the hand
+        return None
     # an arm reaching the bottom edge: keep the hand end (Sign-MNIST frames show the hand and wrist)
     if bottom >= sh - 2 and (bottom - top) > 1.25 * (right - left):
         bottom = top + int(round(1.25 * (right - left)))

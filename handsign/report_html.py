@@ -204,7 +204,32 @@ def _deploy(dep: dict, doc: dict) -> str:
 model is loaded from its file with <code>handsign.predict.Predictor</code>, each image goes through the same
 preprocessing as the training data, and the model answers with its top-{dep['top_k']} letters. {where}</p>
 <div class="cards">{''.join(cards)}</div>
+{_real_photos(dep.get("real"))}
 </section>"""
+
+
+def _real_photos(real: dict | None) -> str:
+    """Stage 5, part 2: the course CNN and the landmark route on real photos of an unseen person."""
+    if not real:
+        return ""
+    if "skipped" in real:
+        return f'<h3>Real photos</h3><p class="lead">Not run: {_e(real["skipped"])}.</p>'
+    cards = []
+    for r in real["rows"]:
+        ok = lambda got: '<span class="ok">right</span>' if got == r["letter"] else '<span class="bad">wrong</span>'
+        hp = f' {_pct(100 * r["landmarks_probability"])}' if r["landmarks_probability"] is not None else ""
+        cards.append(f'<div class="card"><figure>{_img(r["image"], "photo of " + r["letter"], "", "")}'
+                     f'<figcaption>the letter <b>{_e(r["letter"])}</b></figcaption></figure>'
+                     f'<p class="pred">course CNN: <b>{_e(r["course"])}</b> {ok(r["course"])}</p>'
+                     f'<p class="pred">landmarks: <b>{_e(r["landmarks"])}</b>{hp} {ok(r["landmarks"])}</p></div>')
+    return f"""
+<h3>Real photos of a person neither model has seen</h3>
+<p class="lead">One photo per letter of <b>{_e(real['holdout'])}</b> from the Massey ASL photos. The course CNN
+(the stage-4 model above) read <b>{real['course_correct']} of {real['n']}</b>; a landmark model that handsign
+trained on the other four people's photos (<code>{_e(real['landmark_model'])}</code>) read
+<b>{real['landmarks_correct']} of {real['n']}</b>. The green lines are the hand MediaPipe found.</p>
+<p>{_e(real['why'])}</p>
+<div class="cards">{''.join(cards)}</div>"""
 
 
 def _fast(doc: dict) -> str:

@@ -338,6 +338,9 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
     log(f"== stage {n_total}/{n_total}: deployment")
     model_path = out / "runs" / COURSE_STAGES[-1] / "best.safetensors"
     doc["deploy"] = {"number": n_total, **deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)}
+    from handsign.real_photos import real_photos  # the course CNN next to the landmark route, on real photos
+
+    doc["deploy"]["real"] = real_photos(model_path, out, data_dir, epochs=60 if quick else 150, seed=seed, log=log)
 
     runs = []
     for recipe in fast:

@@ -139,3 +139,18 @@ def detect(rgb: np.ndarray) -> Hand | None:
         found.append((extent, pts, cls.label, cls.score))
     extent, pts, handedness, score = max(found, key=lambda f: f[0])
     return Hand(pts, handedness, float(score), hands=len(found))
+
+
+def draw_skeleton(img, hand: Hand):
+    """A copy of PIL image `img` (RGB) with the hand's bones and joints drawn on it."""
+    from PIL import ImageDraw
+
+    out = img.convert("RGB")
+    d = ImageDraw.Draw(out)
+    unit = max(2, round(max(out.size) / 120))
+    xy = [(float(x), float(y)) for x, y in hand.points[:, :2]]
+    for a, b in BONES:
+        d.line([xy[a], xy[b]], fill=(57, 255, 136), width=unit)
+    for x, y in xy:
+        d.ellipse([x - 1.5 * unit, y - 1.5 * unit, x + 1.5 * unit, y + 1.5 * unit], fill=(255, 61, 127))
+    return out

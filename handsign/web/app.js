@@ -3,8 +3,9 @@
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  model: $("model"), file: $("file"), preview: $("preview"), video: $("video"),
-  camStart: $("camera-start"), camSnap: $("camera-snap"), camStop: $("camera-stop"),
+  model: $("model"), file: $("file"), preview: $("preview"), video: $("video"), skeleton: $("skeleton"),
+  camStart: $("camera-start"), camSnap: $("camera-snap"), camLive: $("camera-live"), camStop: $("camera-stop"),
+  liveRate: $("live-rate"),
   pad: $("pad"), predictDrawing: $("predict-drawing"), clear: $("clear"),
   result: $("result"), label: $("label"), top: $("top"), status: $("status"), error: $("error"),
   tabs: { photo: $("tab-photo"), draw: $("tab-draw") }, panes: { photo: $("pane-photo"), draw: $("pane-draw") },
@@ -12,6 +13,12 @@ const ui = {
 let models = [];
 let stream = null;      // the camera's MediaStream while it is on
 let previewUrl = null;  // object URL of the picture shown, revoked when replaced
+let live = null;        // live mode: {timer, busy, frames, since} while the camera keeps predicting
+
+// The bones between MediaPipe's 21 hand landmarks (handsign/hands/landmarks.py BONES).
+const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [5, 9], [9, 10], [10, 11],
+  [11, 12], [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18], [18, 19], [19, 20]];
+const LIVE_INTERVAL_MS = 250;  // at most 4 frames a second, and never two requests at once
 
 // ---------- models ----------
 async function loadModels() {
@@ -35,11 +42,12 @@ async function loadModels() {
 }
 
 function describe(m) {
-  const kind = isDigitModel(m) ? "digits" : m.task === "sign_mnist" ? "ASL letters" : "classes";
+  const asl = m.task === "sign_mnist" || m.task === "asl_photos";
+  const kind = isDigitModel(m) ? "digits" : asl ? "ASL letters" : "classes";
   return `${m.labels.length} ${kind}`;
 }
 
-const isDigitModel = (m) => m && (m.task === "mnist" || m.preprocess.fit === "digit");
+const isDigitModel = (m) => m && (m.task === "mnist" || (m.preprocess && m.preprocess.fit === "digit"));
 const currentModel = () => models.find((m) => m.name === ui.model.value);
 
 // The digit model is meant for drawing, the others for photos: switch the input to match.
@@ -67,24 +75,53 @@ for (const [key, tab] of Object.entries(ui.tabs)) {
 ui.model.addEventListener("change", followModel);
 
 // ---------- predict ----------
-async function predict(blob, filename) {
+// over: the element the skeleton is drawn on (the photo, or the video in live mode)
+async function predict(blob, filename, over = ui.preview) {
   const form = new FormData();
   form.append("file", blob, filename);
   const params = new URLSearchParams({ model: ui.model.value, top_k: "3" });
   hideError();
   ui.result.setAttribute("aria-busy", "true");
-  ui.status.textContent = "Predicting…";
+  if (!live) ui.status.textContent = "Predicting…";
   try {
     const r = await fetch(`/predict?${params}`, { method: "POST", body: form });
     const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
     if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
     showResult(body);
+    drawSkeleton(body, over);
   } catch (e) {
     ui.status.textContent = "";
+    drawSkeleton(null, over);
     showError(e.message);
   } finally {
     ui.result.setAttribute("aria-busy", "false");
   }
+}
+
+// The hand's bones and joints over the picture, in the picture's own pixels (the canvas is stretched
+// over the shown picture, so its size is the picture's natural size).
+function drawSkeleton(r, over) {
+  const c = ui.skeleton;
+  const points = r && r.via === "landmarks" ? r.landmarks : null;
+  const w = over.videoWidth || over.naturalWidth, h = over.videoHeight || over.naturalHeight;
+  if (points && !w && over.tagName === "IMG") {  // the answer came before the picture was decoded
+    over.addEventListener("load", () => drawSkeleton(r, over), { once: true });
+    return;
+  }
+  if (!points || !w) { c.hidden = true; return; }
+  c.width = w;
+  c.height = h;
+  const g = c.getContext("2d");
+  g.clearRect(0, 0, w, h);
+  const unit = Math.max(2, Math.round(Math.max(w, h) / 160));
+  g.lineWidth = unit;
+  g.strokeStyle = "#39ff88";
+  g.beginPath();
+  for (const [a, b] of BONES) { g.moveTo(...points[a]); g.lineTo(...points[b]); }
+  g.stroke();
+  g.fillStyle = "#ff3d7f";
+  for (const [x, y] of points) { g.beginPath(); g.arc(x, y, unit * 1.6, 0, 2 * Math.PI); g.fill(); }
+  c.hidden = false;
 }
 
 function showResult(r) {
@@ -108,8 +145,10 @@ function showResult(r) {
     return li;
   }));
   const pct = `${(r.probability * 100).toFixed(1)}%`;
-  ui.status.textContent = sure ? `${ui.model.value}: ${r.label} with probability ${pct}`
-    : `${ui.model.value}: not sure (best guess ${r.label}, ${pct})`;
+  // which route answered: the hand's landmarks, or the pixels (and why: no hand found...)
+  const via = r.via ? ` — via ${r.via}${r.reason ? ` (${r.reason})` : ""}` : "";
+  ui.status.textContent = (sure ? `${ui.model.value}: ${r.label} with probability ${pct}`
+    : `${ui.model.value}: not sure (best guess ${r.label}, ${pct})`) + via;
 }
 
 function showError(message) { ui.error.textContent = message; ui.error.hidden = false; }
@@ -126,6 +165,9 @@ function showPreview(blob) {
 ui.file.addEventListener("change", () => {
   const f = ui.file.files[0];
   if (!f) return;
+  stopLive();
+  ui.video.hidden = true;
+  ui.skeleton.hidden = true;
   showPreview(f);
   predict(f, f.name);
   ui.file.value = "";  // choosing the same file again fires "change" again
@@ -146,28 +188,77 @@ ui.camStart.addEventListener("click", async () => {
   ui.video.hidden = false;
   ui.preview.hidden = true;
   ui.camStart.hidden = true;
-  ui.camSnap.hidden = ui.camStop.hidden = false;
+  ui.skeleton.hidden = true;
+  ui.camSnap.hidden = ui.camLive.hidden = ui.camStop.hidden = false;
   ui.camSnap.focus();
 });
 
-ui.camSnap.addEventListener("click", () => {
+// the camera's current frame as a blob (JPEG for live frames: ~10x smaller than PNG)
+function grabFrame(type, quality) {
   const v = ui.video;
-  if (!v.videoWidth) return;
+  if (!v.videoWidth) return Promise.resolve(null);
   const c = document.createElement("canvas");
   c.width = v.videoWidth;
   c.height = v.videoHeight;
   c.getContext("2d").drawImage(v, 0, 0);
-  c.toBlob((blob) => { showPreview(blob); predict(blob, "camera.png"); }, "image/png");
+  return new Promise((resolve) => c.toBlob(resolve, type, quality));
+}
+
+ui.camSnap.addEventListener("click", async () => {
+  stopLive();
+  const blob = await grabFrame("image/png");
+  if (!blob) return;
+  ui.video.hidden = true;
+  showPreview(blob);
+  predict(blob, "camera.png");
 });
+
+// Live mode: keep predicting camera frames, one request at a time, a few a second.
+ui.camLive.addEventListener("click", () => (live ? stopLive() : startLive()));
+
+function startLive() {
+  ui.video.hidden = false;
+  ui.preview.hidden = true;
+  live = { timer: null, busy: false, frames: 0, since: performance.now() };
+  ui.camLive.setAttribute("aria-pressed", "true");
+  ui.camLive.textContent = "Stop live";
+  ui.liveRate.hidden = false;
+  const tick = async () => {
+    if (!live) return;
+    if (!live.busy) {
+      live.busy = true;
+      const blob = await grabFrame("image/jpeg", 0.85);
+      if (blob && live) await predict(blob, "frame.jpg", ui.video);
+      if (live) {
+        live.busy = false;
+        live.frames += 1;
+        const fps = live.frames / ((performance.now() - live.since) / 1000);
+        ui.liveRate.textContent = `live: ${live.frames} frames, ${fps.toFixed(1)} per second`;
+      }
+    }
+    if (live) live.timer = setTimeout(tick, LIVE_INTERVAL_MS);
+  };
+  tick();
+}
+
+function stopLive() {
+  if (!live) return;
+  clearTimeout(live.timer);
+  live = null;
+  ui.camLive.setAttribute("aria-pressed", "false");
+  ui.camLive.textContent = "Live";
+  ui.liveRate.hidden = true;
+}
 
 ui.camStop.addEventListener("click", stopCamera);
 
 function stopCamera() {
+  stopLive();
   if (!stream) return;
   for (const t of stream.getTracks()) t.stop();
   stream = null;
   ui.video.srcObject = null;
-  ui.video.hidden = ui.camSnap.hidden = ui.camStop.hidden = true;
+  ui.video.hidden = ui.camSnap.hidden = ui.camLive.hidden = ui.camStop.hidden = ui.skeleton.hidden = true;
   ui.camStart.hidden = false;
 }
 
