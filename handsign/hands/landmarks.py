@@ -66,13 +66,15 @@ def available() -> bool:
     return importlib.util.find_spec("mediapipe") is not None
 
 
-_local = threading.local()  # one MediaPipe graph per thread: a graph must not run two images at once
+# One MediaPipe graph per setting, shared, one image at a time: a graph must not run two images at once,
+# and a graph per server thread (up to 40) would cost ~1 s and tens of MB each. Detection takes ~15-30 ms
+# on this 2-core CPU, so a server's requests queue briefly here rather than fight over the cores.
+_lock = threading.Lock()
+_graphs: dict = {}
 
 
 def _hands(complexity: int, confidence: float):
-    graphs = getattr(_local, "graphs", None)
-    if graphs is None:
-        graphs = _local.graphs = {}
+    graphs = _graphs
     graph = graphs.get((complexity, confidence))
     if graph is None:
         try:
@@ -121,13 +123,14 @@ def detect(rgb: np.ndarray) -> Hand | None:
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
-    for complexity, confidence, fraction in ATTEMPTS:
-        padded, pad = _pad(rgb, fraction)
-        result = _hands(complexity, confidence).process(padded)
-        if result.multi_hand_landmarks:
-            break
-    else:
-        return None
+    with _lock:
+        for complexity, confidence, fraction in ATTEMPTS:
+            padded, pad = _pad(rgb, fraction)
+            result = _hands(complexity, confidence).process(padded)
+            if result.multi_hand_landmarks:
+                break
+        else:
+            return None
     ph, pw = padded.shape[:2]
     found = []
     for marks, label in zip(result.multi_hand_landmarks, result.multi_handedness):

@@ -119,6 +119,17 @@ def fit(points: np.ndarray, left: np.ndarray, labels: np.ndarray, n_classes: int
     """A trained LandmarkMLP (eval mode) from landmarks; deterministic for a given cfg.seed."""
     if len(points) == 0:
         raise HandsignError("no hands were found in the training photos")
+    threads = torch.get_num_threads()
+    # a 100 x 256 x 256 MLP on batches of 64: one thread is fastest, and on a busy machine several
+    # threads that wait for each other were measured ~10x slower
+    torch.set_num_threads(cfg.threads or 1)
+    try:
+        return _fit(points, left, labels, n_classes, cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(points, left, labels, n_classes: int, cfg: HandsConfig):
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = create_model("landmark_mlp", n_classes, in_features=N_FEATURES, hidden=cfg.hidden, dropout=cfg.dropout)
@@ -217,8 +228,6 @@ def landmark_meta(cfg: HandsConfig, labels: list[str], metrics: dict, data: dict
 def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:
     """Leave-one-person-out figures (lopo=True), then the model trained on every person (but `holdout`),
     saved as run_dir/best.safetensors. Returns run_dir."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     log(f"config: {json.dumps(cfg.to_dict())}")
     root = cfg.photos_root()
     hs = load_folder(root, group_pattern=cfg.group_pattern)
