@@ -157,8 +157,8 @@ class Predictor:
         """A decoded PIL image -> answer dict with "via" (the route) and, via landmarks, the hand."""
         reason = None
         if self.hands is not None:
-            if self.spec is not None and pp.in_training_form(img, self.spec):
-                reason = "a picture in the training data's form (gray, model size)"
+            if self.spec is not None and pp.is_gray(img):
+                reason = "a gray picture, like the training data (Sign-MNIST)"
             else:
                 from handsign.hands.route import find_hand
 

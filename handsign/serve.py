@@ -346,6 +346,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     @app.get("/v2/models/{name}/versions/{version}", tags=["v2"])
     async def v2_model_metadata(name: str, version: str | None = None):
         name, p = pick(name, version)
+        _needs_pixels(name, p)
         size, n_classes = p.spec["size"], len(p.labels)
         return {"name": name, "versions": [MODEL_VERSION],
                 "platform": "onnx_onnxv1" if _backend(p) == "onnx" else "pytorch_safetensors",
@@ -366,6 +367,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     async def v2_infer(name: str, request: Request, version: str | None = None):
         """Inference request JSON (+ Triton's binary tensor data extension) -> logits and probabilities."""
         name, p = pick(name, version)
+        _needs_pixels(name, p)
         encoding = request.headers.get("content-encoding", "identity").lower()
         if encoding != "identity":
             raise HTTPException(415, f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
@@ -383,6 +385,13 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
 
 # --- helpers: one job each, no FastAPI objects below except in the response builder --------------------
+
+def _needs_pixels(name: str, p: Predictor) -> None:
+    """The v2 protocol sends image tensors: a hand-landmark-only model has no pixel model to take them."""
+    if p.spec is None:
+        raise HTTPException(400, f"model {name!r} reads photos through hand landmarks only; send photos to "
+                                 f"POST /predict")
+
 
 def _backend(p: Predictor) -> str:
     return getattr(p, "backend", "torch")  # "torch" or "onnx"

@@ -52,6 +52,7 @@ class HandsConfig:
     rotate: float = 15.0            # degrees: random in-plane turn of the landmarks about the wrist
     stretch: float = 0.1            # random x/y aspect change (+-10 %): a camera a little to the side
     jitter: float = 0.03            # landmark noise, in palm sizes (MediaPipe's own wobble)
+    mirror: float = 0.5             # share of samples read as the other hand: robustness to handedness errors
     seed: int = 0                   # seeds weights, shuffling, dropout and augmentation
     threads: int = 0                # torch CPU threads (0 = torch's default)
     out: str = ""                   # run directory ("" = runs/<recipe>-<time>)
@@ -65,8 +66,8 @@ class HandsConfig:
             raise HandsignError(f"--lr: must be positive, got {self.lr!r}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise HandsignError("--dropout and --label-smoothing must be in [0, 1)")
-        if self.rotate < 0 or self.stretch < 0 or self.jitter < 0:
-            raise HandsignError("--rotate, --stretch and --jitter must be >= 0")
+        if self.rotate < 0 or self.stretch < 0 or self.jitter < 0 or not 0 <= self.mirror <= 1:
+            raise HandsignError("--rotate, --stretch and --jitter must be >= 0 and --mirror in 0..1")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     def photos_root(self) -> Path:
@@ -95,7 +96,7 @@ def make_hands_config(recipe: str = "hands-asl", **overrides) -> HandsConfig:
 
 def augment(points: np.ndarray, cfg: HandsConfig, rng: np.random.Generator) -> np.ndarray:
     """Random in-plane turn about the wrist, aspect stretch and jitter of (N, 21, 3) pixel landmarks.
-    (Mirroring needs no augmentation: features are computed on a right hand whichever hand it was.)"""
+    (Mirroring is done in `fit` by swapping the handedness: features are computed on a right hand.)"""
     n = len(points)
     p = points - points[:, WRIST:WRIST + 1]
     palm = np.linalg.norm(p[:, 9, :2], axis=-1)[:, None, None]  # wrist -> middle knuckle, px
@@ -142,7 +143,10 @@ def _fit(points, left, labels, n_classes: int, cfg: HandsConfig):
     total, step = cfg.epochs * steps_per_epoch, 0
     model.train()
     for _ in range(cfg.epochs):
-        x = torch.from_numpy(hand_features(augment(points, cfg, rng), left))  # fresh augmentation each epoch
+        # fresh augmentation each epoch; "mirror" swaps the hand MediaPipe named, so the features see the
+        # mirror image of the hand (what a wrong handedness guess would give at prediction time)
+        flip = rng.random(len(points)) < cfg.mirror
+        x = torch.from_numpy(hand_features(augment(points, cfg, rng), left ^ flip))
         order = torch.from_numpy(rng.permutation(len(points)))
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
