@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     row = " | ".join(f"{100 * pixels_only['per_person'][g]:.1f}" for g in people)
     print(f"| pixel CNN only | {row} | {100 * pixels_only['mean']:.1f} |")
     for r in runs:
-        for w, label in ((0.0, "landmarks"), (best_w, f"fused w={best_w}")):
+        for w, label in ((0.0, "landmarks"),) + (((best_w, f"fused w={best_w}"),) if best_w else ()):
             s = r["fusion"][str(w)]["strict"]
             row = " | ".join(f"{100 * s['per_person'][g]:.1f}" for g in people)
             print(f"| {label}, seed {r['seed']} | {row} | {100 * s['mean']:.2f} |")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from handsign.errors import HandsignError
 
@@ -273,6 +274,7 @@ def _add_bundle(sub):
     p.add_argument("--command", help="the exact command that trained it (default: rebuilt from its config)")
     p.add_argument("--pixel-model", help="a hand-landmark model: the pixel model in --out it is fused with")
     p.add_argument("--pixel-weight", type=float, default=0.0, help="its weight in the fusion (0..1)")
+    p.add_argument("--lopo-report", help="a hand-landmark model: benchmarks/hands_lopo.py's JSON for the model card")
     p.set_defaults(func=cmd_bundle)
 
 
@@ -284,7 +286,16 @@ def cmd_bundle(a) -> int:
     if input_kind(read_metadata(resolve_model(a.checkpoint))) == "landmarks":
         from handsign.hands.bundle import bundle_hands
 
-        paths = bundle_hands(a.checkpoint, a.name, a.out, a.pixel_model, a.pixel_weight, command=a.command)
+        from handsign.hands.bundle import summarise_lopo
+
+        report = None
+        if a.lopo_report:
+            try:
+                report = summarise_lopo(json.loads(Path(a.lopo_report).read_text()), a.lopo_report)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise HandsignError(f"--lopo-report {a.lopo_report}: not a hands_lopo.py report ({e})") from None
+        paths = bundle_hands(a.checkpoint, a.name, a.out, a.pixel_model, a.pixel_weight, command=a.command,
+                             lopo_report=report)
     elif a.pixel_model:
         raise HandsignError("--pixel-model is for hand-landmark models")
     else:

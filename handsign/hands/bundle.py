@@ -63,6 +63,33 @@ def bundle_hands(checkpoint, name: str, out_dir, pixel_model: str | None, pixel_
     return [out, out.with_suffix(".json"), onnx["path"], card]
 
 
+def summarise_lopo(doc: dict, source: str) -> dict:
+    """benchmarks/hands_lopo.py's JSON -> the rows of the model card's table (every seed, + pixels only)."""
+    rows = [{"name": "pixel CNN alone (bundled pixel model)", "per_person": doc["pixels_only"]["per_person"],
+             "mean": doc["pixels_only"]["mean"]}]
+    w = doc.get("chosen_pixel_weight", 0.0)
+    for run in doc["runs"]:
+        s = run["fusion"]["0.0"]["strict"]
+        rows.append({"name": f"landmarks, seed {run['seed']}", "per_person": s["per_person"], "mean": s["mean"]})
+        if w:
+            f = run["fusion"][str(w)]["strict"]
+            rows.append({"name": f"fused w={w}, seed {run['seed']}", "per_person": f["per_person"], "mean": f["mean"]})
+    return {"source": source, "seeds": doc["seeds"], "rows": rows, "chosen_pixel_weight": w,
+            "fusion_mean_over_seeds": doc.get("fusion_mean_over_seeds")}
+
+
+def _fusion_text(fusion: dict | None) -> str:
+    if not fusion:
+        return "A photo where no hand is found gets the error \"no hand found\"."
+    w, pixels = fusion["pixel_weight"], fusion["pixel_model"]
+    how = (f"Where a hand is found its probabilities are fused with the pixel CNN `{pixels}` beside it: p = "
+           f"{1 - w:g} x landmarks + {w:g} x pixels." if w else
+           f"Where a hand is found the landmark model answers alone: fusing it with the pixel CNN `{pixels}` gained "
+           f"nothing measurable when one person was left out (below), so the fusion weight is 0.")
+    return (how + f" A photo where no hand is found, or a gray picture like Sign-MNIST's frames, is read by "
+                  f"`{pixels}` alone.")
+
+
 def _pct(x) -> str:
     return f"{100 * x:.1f} %" if isinstance(x, (int, float)) else "not measured"
 
@@ -81,10 +108,7 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         f"Hands finds the hand and its 21 landmarks, `handsign.hands.features` turns them into "
         f"{meta['architecture']['args']['in_features']} numbers that ignore position, size and which hand, and a "
         f"small MLP (`{json.dumps(meta['architecture'], sort_keys=True)}`) reads the letter.",
-        (f"Its probabilities are fused with the pixel CNN `{fusion['pixel_model']}` beside it: p = "
-         f"{1 - fusion['pixel_weight']:g} x landmarks + {fusion['pixel_weight']:g} x pixels. A photo where no hand "
-         f"is found, or a 28x28 gray frame like Sign-MNIST's, is read by the pixel CNN alone."
-         if fusion else "A photo where no hand is found gets the error \"no hand found\"."),
+        _fusion_text(fusion),
         "",
         "## Use",
         "",
