@@ -158,7 +158,7 @@ class Predictor:
         reason = None
         if self.hands is not None:
             if self.spec is not None and pp.is_gray(img):
-                reason = "a gray picture, like the training data (Sign-MNIST)"
+                reason = "a gray picture, like Sign-MNIST's frames"
             else:
                 from handsign.hands.route import find_hand
 
@@ -169,7 +169,8 @@ class Predictor:
                     if self._run is not None and w > 0:
                         p = (1 - w) * p + w * softmax(self.logits(pp.preprocess(img, self.spec)[None]).astype(np.float64))[0]
                     return {**self.answer(p, top_k), "via": "landmarks", "hands": hand.hands,
-                            "handedness": hand.handedness, "landmarks": np.round(hand.points[:, :2], 1).tolist()}
+                            "handedness": hand.handedness,
+                            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in hand.points[:, :2]]}
                 reason = "no hand found"
             if self._run is None:
                 raise ImageError(f"{name}: no hand found (this model reads hand landmarks only)")

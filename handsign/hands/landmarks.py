@@ -9,6 +9,9 @@ mediapipe 0.10.21 ships the palm-detection and landmark models inside its wheel
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -71,6 +74,22 @@ def available() -> bool:
 # on this 2-core CPU, so a server's requests queue briefly here rather than fight over the cores.
 _lock = threading.Lock()
 _graphs: dict = {}
+_warmed: set = set()  # graphs that have run once (MediaPipe's start-up chatter is over)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 for MediaPipe's one-time C++ start-up lines (TFLite's "Created
+    delegate", absl warnings), which would otherwise follow every first prediction in a terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _hands(complexity: int, confidence: float):
@@ -78,16 +97,23 @@ def _hands(complexity: int, confidence: float):
     graph = graphs.get((complexity, confidence))
     if graph is None:
         try:
-            import os
-
-            os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ info lines on stderr
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
             from mediapipe.python.solutions import hands as mp_hands  # lazy: ~1 s, and an optional extra
         except ImportError:
             raise HandsignError(f"hand landmarks need MediaPipe: {INSTALL_HINT}") from None
-        graph = graphs[complexity, confidence] = mp_hands.Hands(
-            static_image_mode=True, max_num_hands=2, model_complexity=complexity, min_detection_confidence=confidence)
+        with _quiet_stderr():
+            graph = graphs[complexity, confidence] = mp_hands.Hands(
+                static_image_mode=True, max_num_hands=2, model_complexity=complexity,
+                min_detection_confidence=confidence)
     return graph
+
+
+def _process(graph, image: np.ndarray):
+    if id(graph) in _warmed:
+        return graph.process(image)
+    with _quiet_stderr():
+        result = graph.process(image)
+    _warmed.add(id(graph))
+    return result
 
 
 def _pad(rgb: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
@@ -126,7 +152,7 @@ def detect(rgb: np.ndarray) -> Hand | None:
     with _lock:
         for complexity, confidence, fraction in ATTEMPTS:
             padded, pad = _pad(rgb, fraction)
-            result = _hands(complexity, confidence).process(padded)
+            result = _process(_hands(complexity, confidence), padded)
             if result.multi_hand_landmarks:
                 break
         else:
