@@ -162,7 +162,7 @@ class Predictor:
             else:
                 from handsign.hands.route import find_hand
 
-                hand = find_hand(pp.to_rgb(img).astype(np.uint8))
+                hand = find_hand(img)
                 if hand is not None:
                     p = self.hands.probs([hand])[0]
                     w = self.hands.pixel_weight

@@ -77,9 +77,13 @@ class HandRoute:
 _warned = False
 
 
-def find_hand(rgb: np.ndarray):
-    """MediaPipe on one picture; None when no hand is found or MediaPipe is not installed (then one
-    line on stderr, once per process, says how to get the better route)."""
+def find_hand(img):
+    """MediaPipe on one decoded PIL picture; None when no hand is found or MediaPipe is not installed
+    (then one line on stderr, once per process, says how to get the better route). A large photo is
+    shrunk before it becomes an array (a 36-megapixel RGB float array would be 430 MB); the points come
+    back in the picture's own pixels."""
+    from handsign import preprocess as pp
+
     global _warned
     if not landmarks.available():
         if not _warned:
@@ -87,8 +91,16 @@ def find_hand(rgb: np.ndarray):
                   f"{landmarks.INSTALL_HINT}", file=sys.stderr)
             _warned = True
         return None
+    small, factor = img, 1.0
+    if max(img.size) > landmarks.MAX_SIDE:
+        small = img.copy()
+        small.thumbnail((landmarks.MAX_SIDE, landmarks.MAX_SIDE))
+        factor = img.size[0] / small.size[0]
     try:
-        return landmarks.detect(rgb)
+        hand = landmarks.detect(pp.to_rgb(small).astype(np.uint8))
+        if hand is None or factor == 1.0:
+            return hand
+        return landmarks.Hand(hand.points * np.float32(factor), hand.handedness, hand.score, hand.hands)
     except HandsignError:
         raise
     except Exception as e:  # MediaPipe's C++ errors (an odd image): no hand, answered by pixels
