@@ -129,3 +129,21 @@ def test_kill_minus_9_while_caching_leaves_a_usable_cache(tiny_photos, tmp_path,
         if a is not None:
             np.testing.assert_allclose(a.points, b.points, atol=0.01)
     assert cache.root() == tmp_path / "fresh" / "landmarks"
+
+
+def test_bundled_asl_reads_a_photo_without_torch(massey):
+    """The deploy path: MediaPipe + ONNX Runtime, torch blocked from importing."""
+    import json as _json
+
+    from deploy_helpers import NO_TORCH, REPO
+
+    # mediapipe's own wheel needs matplotlib (its drawing utilities): only torch is blocked here
+    code = NO_TORCH.replace("('torch', 'torchvision', 'matplotlib')", "('torch', 'torchvision')")
+    assert code != NO_TORCH
+    path = sorted((massey / "w").glob("hand4_*"))[0]
+    r = subprocess.run([sys.executable, "-c", code, "predict", "--backend", "onnx", "--json", str(path)], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    row = _json.loads(r.stdout)
+    assert row["via"] == "landmarks" and row["label"] == "w" and len(row["landmarks"]) == 21
+    assert r.stderr == ""  # MediaPipe's start-up chatter stays off the terminal

@@ -98,8 +98,9 @@ def _hands(complexity: int, confidence: float):
     if graph is None:
         try:
             from mediapipe.python.solutions import hands as mp_hands  # lazy: ~1 s, and an optional extra
-        except ImportError:
-            raise HandsignError(f"hand landmarks need MediaPipe: {INSTALL_HINT}") from None
+        except ImportError as e:
+            raise HandsignError(f"hand landmarks need MediaPipe ({e.name or e} could not be imported): "
+                                f"{INSTALL_HINT}") from None
         with _quiet_stderr():
             graph = graphs[complexity, confidence] = mp_hands.Hands(
                 static_image_mode=True, max_num_hands=2, model_complexity=complexity,
