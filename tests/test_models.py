@@ -10,10 +10,15 @@ def test_course_parameter_counts(name, classes, params):
     assert count_parameters(create_model(name, classes)) == params
 
 
+def example(name: str, n: int) -> torch.Tensor:
+    """A batch the model reads: pictures (N, 1, 28, 28), or hand-landmark features (N, 102)."""
+    return torch.rand(n, 102) if name == "landmark_mlp" else torch.rand(n, 1, 28, 28)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_returns_logits_of_the_right_shape(name):
     model = create_model(name, 24).eval()
-    out = model(torch.rand(5, 1, 28, 28))
+    out = model(example(name, 5))
     assert out.shape == (5, 24) and out.dtype == torch.float32
     assert not torch.allclose(out.softmax(1).sum(1), out.sum(1))  # logits, not probabilities
 
@@ -22,7 +27,7 @@ def test_every_model_returns_logits_of_the_right_shape(name):
 def test_every_model_can_overfit_a_tiny_batch(name):
     torch.manual_seed(0)
     model = create_model(name, 4)
-    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 4
+    x, y = example(name, 8), torch.arange(8) % 4
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(60):
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -58,7 +63,7 @@ def test_for_inference_gives_the_same_logits_and_leaves_the_model_alone(name):
                 m.running_mean.normal_(), m.running_var.uniform_(0.3, 3), m.weight.normal_(), m.bias.normal_()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = for_inference(model)
-    x = torch.rand(32, 1, 28, 28)
+    x = example(name, 32)
     model.eval()
     with torch.no_grad():
         ref, got = model(x), fast(x)
