@@ -4,7 +4,8 @@
 
 The graph takes `image` [N, 1, S, S] float32 in [0, 1] (preprocessed by handsign.preprocess) and
 returns `logits` [N, classes]. The checkpoint's metadata JSON is stored in metadata_props["handsign"],
-so handsign.onnx_runtime can predict from the .onnx file alone, without torch.
+so handsign.onnx_runtime can predict from the .onnx file alone, without torch; its `weights_sha256`
+(handsign.checkpoint.weights_sha256 of the weights exported) ties the file to its checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
 
@@ -47,6 +48,9 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     size = model.preprocess["size"]
     meta = {k: v for k, v in model.meta.items() if k != "train_state"}
     meta.setdefault("name", model.path.stem)
+    # the identity of the weights this graph is made from: Predictor.load compares it with the checkpoint
+    # beside the .onnx, so an export left over from before a retrain is never used in silence
+    meta["weights_sha256"] = state_dict_sha256(net.state_dict())
 
     example = torch.rand(2, 1, size, size)
     try:
