@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -163,7 +164,11 @@ def test_mutated_checkpoints_load_or_raise_checkpoint_error(ckpt, tmp_path_facto
     except CheckpointError as e:
         assert str(path) in str(e) and "\n" not in str(e)
         return
-    assert len(loaded.labels) >= 1
+    # what loads must also work: one logit per label for an image of the size its spec declares
+    size = loaded.preprocess["size"]
+    with torch.inference_mode():
+        out = loaded.model(torch.zeros(1, 1, size, size))
+    assert out.shape == (1, len(loaded.labels)) and torch.isfinite(out).all()
 
 
 @pytest.fixture(scope="module")
