@@ -13,10 +13,10 @@ import sys
 import pytest
 
 from _serve_helpers import LiveServer
-from conftest import REPO
+from conftest import REPO, import_or_skip_or_fail
 from handsign.serve import create_app
 
-pytest.importorskip("schemathesis", reason="pip install schemathesis (in the dev extra)")
+import_or_skip_or_fail("schemathesis", "pip install schemathesis (in the dev extra)")
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from _serve_helpers import ASL_LABELS, DIGITS, LiveServer, synthetic_images
+from conftest import import_or_skip_or_fail
 from handsign.serve import Limits, create_app
 
 with warnings.catch_warnings():
@@ -331,7 +332,7 @@ def test_live_server_refuses_big_body_before_it_is_sent(live):
 
 
 def test_tritonclient_works_unchanged(live, predictors):
-    http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
+    http = import_or_skip_or_fail("tritonclient.http", "tritonclient[http] is not installed")
     from tritonclient.utils import InferenceServerException
 
     c = http.InferenceServerClient(url=live.url.removeprefix("http://"))
