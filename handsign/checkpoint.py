@@ -98,6 +98,46 @@ def input_kind(meta: dict) -> str:
     return kind
 
 
+def weights_sha256(source) -> str:
+    """Identity of a checkpoint's model weights: sha256 over every tensor except `train_state.*`, in name
+    order, each as name, dtype, shape and raw bytes. `source`: a .safetensors path or its bytes.
+
+    Reads the safetensors header and the tensor bytes only (no torch, no numpy), so the torch-free deploy
+    install can tell whether an .onnx file was exported from these weights. Independent of the file's
+    layout and of its metadata, optimizer state and sidecar: only the weights count."""
+    import hashlib
+    import io
+
+    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(resolve_checkpoint(source), "rb")
+    where = "checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
+    with f:
+        try:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > MAX_HEADER_BYTES:
+                raise ValueError("header too long")
+            header = json.loads(f.read(n))
+            h = hashlib.sha256()
+            for name in sorted(k for k in header if k != "__metadata__" and not k.startswith(TRAIN_STATE_PREFIX)):
+                t = header[name]
+                start, end = t["data_offsets"]
+                f.seek(8 + n + start)
+                data = f.read(end - start)
+                if len(data) != end - start:
+                    raise ValueError(f"tensor {name} is truncated")
+                h.update(f"{name}|{t['dtype']}|{t['shape']}|{len(data)}\n".encode())
+                h.update(data)
+        except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
+            raise CheckpointError(f"{where}: corrupt or truncated safetensors file ({e})") from None
+    return h.hexdigest()
+
+
+def state_dict_sha256(state: dict) -> str:
+    """weights_sha256 of a torch state dict, as it would be once saved (same canonical form)."""
+    from safetensors.torch import save
+
+    return weights_sha256(save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
     path = Path(path)

@@ -228,31 +228,46 @@ def map_sign_labels(raw: np.ndarray, name: str, scheme: str = "auto") -> np.ndar
     return raw
 
 
-def _csv_cache_path(path: Path) -> Path:
-    st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|v1".encode()).hexdigest()[:20]
+def _csv_cache_path(path: Path, st: os.stat_result) -> Path:
+    # size and mtime alone miss a rewrite that keeps both (cp -p, rsync -t, touch -r, a coarse-mtime file
+    # system); the inode and ctime change on any write, rename or utime and cannot be set back by a user
+    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|"
+                         f"{st.st_dev}|v2".encode()).hexdigest()[:20]
     return cache_dir() / f"{path.stem}-{key}.npz"
 
 
+def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns, a.st_ino, a.st_dev) == \
+        (b.st_size, b.st_mtime_ns, b.st_ctime_ns, b.st_ino, b.st_dev)
+
+
 def read_sign_mnist_csv(path: Path, *, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Parse with a binary cache keyed by the CSV's path, size and mtime (never stale)."""
-    cache = _csv_cache_path(path)
+    """Parse with a binary cache keyed by the CSV's path, size, mtime, ctime and inode (never stale)."""
+    before = path.stat()
+    cache = _csv_cache_path(path, before)
     if use_cache and cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                return z["labels"], z["pixels"]
+                labels, pixels = z["labels"], z["pixels"]
+            if labels.dtype == np.int64 and pixels.dtype == np.uint8 and labels.ndim == 1 \
+                    and pixels.shape == (len(labels), 784):
+                return labels, pixels
         except Exception:
-            pass  # a broken cache is rebuilt below
+            pass  # a broken or foreign cache file is rebuilt below
     labels, pixels = parse_sign_mnist_csv(path)
-    if use_cache:
+    # a CSV rewritten while it was parsed: the result is not cached under the key of the old state
+    if use_cache and _same_file_state(before, path.stat()):
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 np.savez(f, labels=labels, pixels=pixels)
             os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only home only costs speed
+        except OSError:  # a read-only or full disk only costs speed
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
     return labels, pixels
 
 

@@ -10,11 +10,15 @@ of a world of 1 and every helper here is a no-op, so single-process training run
 
 from __future__ import annotations
 
+import datetime
+import gc
 import math
 import os
 import signal
 import subprocess
 import sys
+import traceback
+import weakref
 
 import torch
 import torch.distributed as dist
@@ -22,7 +26,13 @@ import torch.distributed as dist
 from handsign.errors import HandsignError
 
 STOP_CHECK_EVERY = 10  # steps between the all-reduces that agree on a SIGINT/SIGTERM (one int each)
+# how long a collective (or joining the group) waits for the other ranks before it raises: gloo's default
+# is 30 minutes, so a rank that died without its peers noticing kept them blocked that long; the longest
+# legitimate wait is rank 0 alone testing and plotting at the end of a run (seconds). $HANDSIGN_DIST_TIMEOUT
+# (seconds) overrides it for a very slow machine.
+GROUP_TIMEOUT_S = 300.0
 _owned = False  # True when `init` created the process group (so `cleanup` destroys only that one)
+_wrappers: "weakref.WeakSet" = weakref.WeakSet()  # the DDP wrappers `wrap` made that are still alive
 
 
 def launched() -> bool:
@@ -66,17 +76,57 @@ def init(device: torch.device) -> torch.device:
     else:
         raise HandsignError(f"--device {device}: distributed training runs on cpu (gloo) or cuda (nccl)")
     if not active():  # a caller that set up its own group keeps it
-        dist.init_process_group(backend, device_id=device if backend == "nccl" else None)
+        dist.init_process_group(backend, device_id=device if backend == "nccl" else None, timeout=group_timeout())
         _owned = True
     barrier()  # nobody writes into the run folder before every rank has checked it
     return device
 
 
+def group_timeout() -> datetime.timedelta:
+    raw = os.environ.get("HANDSIGN_DIST_TIMEOUT", "")
+    try:
+        seconds = float(raw) if raw else GROUP_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise HandsignError(f"HANDSIGN_DIST_TIMEOUT: must be a positive number of seconds, not {raw!r}")
+    return datetime.timedelta(seconds=seconds)
+
+
 def cleanup() -> None:
+    """Leave the process group that `init` created; safe on every path (success, stop signal, error) and
+    idempotent. Call it once nothing refers to the DDP wrapper any more (see `release`): a wrapper that
+    still holds the group when it is destroyed is freed later, at interpreter exit, where gloo's
+    teardown aborted the process now and then (SIGABRT "terminate called without an active exception"
+    after a successful run). gc.collect() first frees wrappers that are only kept by reference cycles."""
     global _owned
     if active() and _owned:
-        dist.destroy_process_group()
+        gc.collect()
+        try:
+            dist.destroy_process_group()
+        finally:
+            _owned = False
     _owned = False
+
+
+def live_wrappers() -> int:
+    """How many DDP wrappers made by `wrap` are still alive (0 is what `cleanup` needs)."""
+    gc.collect()
+    return len(_wrappers)
+
+
+def release(exc: BaseException | None) -> None:
+    """Drop the local variables of the finished frames in `exc`'s traceback (and its causes' and
+    contexts'), so what they held (the DDP wrapper) is freed before `cleanup`; the traceback still shows
+    every file and line."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)  # frames still running (the caller's) are skipped
+        todo += [e.__cause__, e.__context__]
 
 
 def barrier() -> None:
@@ -112,7 +162,9 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    _wrappers.add(ddp)
+    return ddp
 
 
 def shard_size(n: int) -> int:

@@ -4,7 +4,8 @@
 
 The graph takes `image` [N, 1, S, S] float32 in [0, 1] (preprocessed by handsign.preprocess) and
 returns `logits` [N, classes]. The checkpoint's metadata JSON is stored in metadata_props["handsign"],
-so handsign.onnx_runtime can predict from the .onnx file alone, without torch.
+so handsign.onnx_runtime can predict from the .onnx file alone, without torch; its `weights_sha256`
+(handsign.checkpoint.weights_sha256 of the weights exported) ties the file to its checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, load_model
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
 
@@ -49,6 +50,9 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     meta.setdefault("name", model.path.stem)
     shape = input_shape(meta)
     input_name = LANDMARK_INPUT if input_kind(meta) == "landmarks" else INPUT
+    # the identity of the weights this graph is made from: Predictor.load compares it with the checkpoint
+    # beside the .onnx, so an export left over from before a retrain is never used in silence
+    meta["weights_sha256"] = state_dict_sha256(net.state_dict())
 
     example = torch.rand(2, *shape)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,14 @@ class Predictor:
              spin: bool = True) -> "Predictor":
         """backend: "torch" (the .safetensors checkpoint), "onnx" (the .onnx file: given, or beside the
         checkpoint) or "auto" (onnx when that file exists and onnxruntime is installed, else torch).
-        spin=False: ONNX Runtime threads sleep instead of busy-waiting (for servers)."""
+        spin=False: ONNX Runtime threads sleep instead of busy-waiting (for servers).
+
+        An .onnx beside a checkpoint is used only if it was exported from that checkpoint's weights (its
+        recorded weights_sha256 matches); else it is stale: "auto" warns on stderr and uses torch,
+        "onnx" refuses. An .onnx named directly is used as it is (there is no checkpoint to compare)."""
         if backend not in ("auto", "torch", "onnx"):
             raise HandsignError(f"--backend: choose auto, torch or onnx, not {backend!r}")
+        requested = backend
         path = resolve_model(model)
         onnx_path = path if path.suffix == ".onnx" else path.with_suffix(".onnx")
         if backend == "auto":
@@ -87,18 +93,25 @@ class Predictor:
             from handsign.onnx_runtime import load_onnx
 
             meta, run = load_onnx(onnx_path, spin=spin)
-            if input_kind(meta) == "landmarks":
-                from handsign.hands.route import HandRoute
+            stale = onnx_path != path and _stale(meta, path)
+            if not stale:
+                if input_kind(meta) == "landmarks":
+                    from handsign.hands.route import HandRoute
 
-                return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), backend, device, spin)
-            return cls(meta, run, "onnx", onnx_path)
+                    return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)
+                return cls(meta, run, "onnx", onnx_path)
+            fix = f"re-export it with 'handsign export {path} {onnx_path}'"
+            if requested == "onnx" or importlib.util.find_spec("torch") is None:
+                raise CheckpointError(f"{onnx_path}: stale ONNX file: {stale}; {fix} or use --backend torch")
+            print(f"handsign: warning: {onnx_path}: stale ONNX file ({stale}), using torch instead; {fix}",
+                  file=sys.stderr, flush=True)
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
         meta = read_metadata(path)
         if input_kind(meta) == "landmarks":
             from handsign.hands.route import HandRoute
 
-            return cls._with_pixels(HandRoute.load(meta, path, "torch", device), backend, device, spin)
+            return cls._with_pixels(HandRoute.load(meta, path, "torch", device), requested, device, spin)
         from handsign.checkpoint import load_model
 
         loaded = load_model(path, device=device)
@@ -217,6 +230,20 @@ def check_min_confidence(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise HandsignError(f"--min-confidence must be a probability in 0..1, not {value!r}")
     return float(value)
+
+
+def _stale(onnx_meta: dict, checkpoint: Path) -> str:
+    """Why an .onnx file does not belong to `checkpoint` ("" if it does): it records the sha256 of the
+    weights it was exported from (handsign.export); one without that record cannot be trusted."""
+    from handsign.checkpoint import weights_sha256
+
+    recorded = onnx_meta.get("weights_sha256")
+    if not recorded:
+        return (f"it records no weights hash (exported by an older handsign), so it cannot be matched to "
+                f"{checkpoint.name}")
+    if recorded != weights_sha256(checkpoint):
+        return f"exported from other weights than {checkpoint.name} now holds (retrained or resumed since)"
+    return ""
 
 
 def _have_onnxruntime() -> bool:

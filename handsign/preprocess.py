@@ -181,6 +181,22 @@ def to_gray(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)
 
 
+MAX_SIDE = 4096  # longest side the crop and fit steps work on (a 12 Mpx phone photo is 4032 wide)
+
+
+def _bounded(a: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) float32 -> reduced (box average, smallest integer factor) to MAX_SIDE or less.
+
+    The crop and pad steps make square canvases of the longest side: a 20x32796 picture (656 k pixels,
+    a 499-byte JPEG found by fuzzing) asked for a 4.3 GB one. Pictures up to MAX_SIDE are unchanged."""
+    k = -(-max(a.shape[:2]) // MAX_SIDE)
+    if k <= 1:
+        return a
+    if a.ndim == 3:
+        return np.stack([_bounded(a[..., c]) for c in range(a.shape[2])], axis=2)
+    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").reduce(k), dtype=np.float32)
+
+
 def _resize(gray: np.ndarray, w: int, h: int) -> np.ndarray:
     img = Image.fromarray(gray.astype(np.float32), mode="F")
     # BOX averages every source pixel when shrinking a lot (no aliasing); BILINEAR when close in size
@@ -347,12 +363,12 @@ def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
     data's form), so evaluating a test sample and predicting its PNG give the same input.
     """
     size = spec["size"]
-    gray = to_gray(img)  # (H, W) in [0, 255]
+    gray = _bounded(to_gray(img))  # (H, W) in [0, 255]
     if in_training_form(img, spec) or is_gray(img):
         pass  # the training data's form (at this or another size): no crop, no brightness match
     elif spec.get("crop", "none") == "foreground" or spec.get("match"):
         if spec.get("crop", "none") == "foreground":
-            rgb = to_rgb(img)
+            rgb = _bounded(to_rgb(img))
             box = find_foreground(rgb)
             gray = _luma(_crop_square(rgb, box, spec.get("margin", 0.0))) if box else gray
         gray = _fit_pad(gray, size) if gray.shape != (size, size) else gray

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -44,7 +45,43 @@ OUTPUT_NAMES = ("logits", "probabilities")
 MODEL_VERSION = "1"  # one version per served model; /versions/1/ paths are accepted
 V2_DTYPES = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}  # input types accepted (binary: little-endian)
 RAW_IMAGE_TYPES = ("application/octet-stream",)  # besides image/*
+MAX_FORM_FIELDS = 8  # non-file fields a /predict form may have (more -> 400 before they are read)
 DRAIN_BYTES = 64 * 2**20  # of an oversized body, read and discarded so the client sees the 413
+
+
+class ErrorBody(BaseModel):
+    """Every answer that is not a success: one line saying what is wrong."""
+    error: str
+
+
+class ServerLive(BaseModel):  # the Open Inference Protocol's health responses
+    live: bool
+
+
+class ServerReady(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+# the statuses the server answers besides 200, so that /openapi.json says what the server does
+# (schemathesis --checks all holds the server to it: tests/test_openapi_contract.py)
+ERROR_STATUSES = {
+    400: "Bad input: an undecodable image, a malformed tensor or request, a bad Content-Length",
+    404: "Unknown model, or a version other than 1",
+    408: "The request body did not arrive within the body timeout (the connection is closed)",
+    413: "The request body is over the upload limit",
+    415: "Unsupported content type or content encoding",
+    422: "A parameter out of range or of the wrong type",
+    503: "Too many inference requests in flight: retry after Retry-After seconds",
+}
+
+
+def _errors(*statuses: int) -> dict:
+    return {s: {"model": ErrorBody, "description": ERROR_STATUSES[s]} for s in statuses}
 
 
 @dataclass(frozen=True)
@@ -243,7 +280,8 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     default_model = next(iter(models))
     app = FastAPI(title="handsign", version=__version__,
                   description="Hand-written digits (MNIST) and ASL letters: image files in, labels out; "
-                              "tensors over the Open Inference Protocol v2 at /v2.")
+                              "tensors over the Open Inference Protocol v2 at /v2.",
+                  responses=_errors(400, 408, 413))  # any route: the body limit and timeout middlewares
     app.state.models, app.state.limits = models, limits
     # add_middleware puts each one outside the previous: ConcurrencyLimit sees a request first, then the
     # body timeout, then the size limit (whose drain of an oversized body is itself under the timeout)
@@ -269,6 +307,8 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     async def _server_error(request, exc: Exception):  # a bug, not the client's fault: log it, say little
         log.exception("error serving %s %s", request.method, request.url.path)
         return _error(500, f"internal server error ({type(exc).__name__})")
+
+    served_name = PathParam(examples=list(models))  # documents (and lets API testers find) the served names
 
     def pick(name: str | None, version: str | None = None) -> tuple[str, Predictor]:
         name = name or default_model
@@ -298,17 +338,23 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     # --- images --------------------------------------------------------------------------------
     @app.post("/predict", summary="Predict the label of one image (same JSON as `handsign predict --json`)",
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
+                  # maxProperties: the form parser takes one file and at most MAX_FORM_FIELDS other fields
+                  "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                                     "maxProperties": 1 + MAX_FORM_FIELDS,
+                                                     "additionalProperties": {"type": "string"}, "properties": {
                       "file": {"type": "string", "format": "binary"}, "model": {"type": "string"},
-                      "top_k": {"type": "integer"}}}},
-                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
-    async def predict_image(request: Request, model: str | None = None, top_k: int | None = None,
+                      "top_k": {"type": "integer", "minimum": 1, "maximum": limits.max_top_k}}},
+                                          "encoding": {"file": {"contentType": "image/*"}}},
+                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}},
+              responses=_errors(404, 415, 422, 503))
+    async def predict_image(request: Request, model: str | None = None,
+                            top_k: int | None = Query(None, ge=1, le=limits.max_top_k),
                             filename: str | None = None):
         """Multipart upload (field `file`) or the raw image bytes with an `image/*` content type.
         `model` and `top_k` come from the query or the form; `filename` names a raw upload."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "multipart/form-data":
-            form = await request.form(max_files=1, max_fields=8, max_part_size=limits.max_upload_bytes)
+            form = await request.form(max_files=1, max_fields=MAX_FORM_FIELDS, max_part_size=limits.max_upload_bytes)
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise HTTPException(400, "multipart form has no file field named 'file'")
@@ -317,7 +363,10 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
                 raise HTTPException(415, f"file: content type {part_type!r} is not an image")
             data, name = await upload.read(), upload.filename or "upload"
             model = model or _form_str(form, "model")
-            top_k = top_k if top_k is not None else _form_int(form, "top_k")
+            form_top_k = _form_int(form, "top_k")
+            if form_top_k is not None and not 1 <= form_top_k <= limits.max_top_k:  # even if the query has one
+                raise HTTPException(422, f"top_k must be in 1..{limits.max_top_k}, not {form_top_k}")
+            top_k = top_k if top_k is not None else form_top_k
         elif ctype.startswith("image/") or ctype in RAW_IMAGE_TYPES:
             data, name = await request.body(), filename or "upload"
         else:
@@ -330,21 +379,22 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
         return await run_in_threadpool(_predict_bytes, predictor, data, name, top_k, limits.max_pixels)
 
     # --- Open Inference Protocol v2 ------------------------------------------------------------------
-    @app.get("/v2/health/live", tags=["v2"])
+    @app.get("/v2/health/live", tags=["v2"], response_model=ServerLive)
     async def v2_live():
-        return Response(status_code=200)
+        return {"live": True}
 
-    @app.get("/v2/health/ready", tags=["v2"])
+    @app.get("/v2/health/ready", tags=["v2"], response_model=ServerReady)
     async def v2_ready():
-        return Response(status_code=200)  # models load before the app exists: live means ready
+        return {"ready": True}  # models load before the app exists: live means ready
 
     @app.get("/v2", tags=["v2"])
     async def v2_server_metadata():
         return {"name": "handsign", "version": __version__, "extensions": ["binary_tensor_data"]}
 
-    @app.get("/v2/models/{name}", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"])
-    async def v2_model_metadata(name: str, version: str | None = None):
+    # 422 too: FastAPI documents it for every route with parameters; this gives it the real body
+    @app.get("/v2/models/{name}", tags=["v2"], responses=_errors(404, 422))
+    @app.get("/v2/models/{name}/versions/{version}", tags=["v2"], responses=_errors(404, 422))
+    async def v2_model_metadata(name: str = served_name, version: str | None = None):
         name, p = pick(name, version)
         _needs_pixels(name, p)
         size, n_classes = p.spec["size"], len(p.labels)
@@ -353,18 +403,21 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
                 "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, 1, size, size]}],
                 "outputs": [{"name": o, "datatype": "FP32", "shape": [-1, n_classes]} for o in OUTPUT_NAMES]}
 
-    @app.get("/v2/models/{name}/ready", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"])
-    async def v2_model_ready(name: str, version: str | None = None):
-        pick(name, version)
-        return Response(status_code=200)
+    @app.get("/v2/models/{name}/ready", tags=["v2"], response_model=ModelReady, responses=_errors(404, 422))
+    @app.get("/v2/models/{name}/versions/{version}/ready", tags=["v2"], response_model=ModelReady,
+             responses=_errors(404, 422))
+    async def v2_model_ready(name: str = served_name, version: str | None = None):
+        name, _ = pick(name, version)
+        return {"name": name, "ready": True}
 
     @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "object", "required": ["inputs"], "example": {
-            "id": "1", "inputs": [{"name": INPUT_NAME, "shape": [1, 1, 28, 28], "datatype": "FP32",
-                                   "data": [0.0] * 784}], "outputs": [{"name": "probabilities"}]}}}}}})
+        "application/json": {"schema": _infer_request_schema(limits, _pixel_sizes(models))}}}},
+        responses={200: {"description": "The outputs as JSON, or (binary_data requested) the JSON header then "
+                                        "the raw tensors", "content": {"application/octet-stream": {
+                                            "schema": {"type": "string", "format": "binary"}}}},
+                   **_errors(404, 415, 422, 503)})
     @app.post("/v2/models/{name}/versions/{version}/infer", tags=["v2"], include_in_schema=False)
-    async def v2_infer(name: str, request: Request, version: str | None = None):
+    async def v2_infer(request: Request, name: str = served_name, version: str | None = None):
         """Inference request JSON (+ Triton's binary tensor data extension) -> logits and probabilities."""
         name, p = pick(name, version)
         _needs_pixels(name, p)
@@ -386,11 +439,51 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
 # --- helpers: one job each, no FastAPI objects below except in the response builder --------------------
 
+def _pixel_sizes(models: dict) -> list[int]:
+    """Input sizes of the served pixel models (a landmark-only model takes no image tensor)."""
+    return sorted({p.spec["size"] for p in models.values() if p.spec is not None}) or [28]
+
+
 def _needs_pixels(name: str, p: Predictor) -> None:
     """The v2 protocol sends image tensors: a hand-landmark-only model has no pixel model to take them."""
     if p.spec is None:
         raise HTTPException(400, f"model {name!r} reads photos through hand landmarks only; send photos to "
                                  f"POST /predict")
+
+
+def _infer_request_schema(limits: Limits, sizes: list[int]) -> dict:
+    """JSON Schema of a v2 inference request as this server reads it. What JSON Schema cannot say is in
+    the description: `data` holds prod(shape) values, and the shape is the model's own (GET /v2/models/NAME)."""
+    size = {"type": "integer", "enum": sizes}
+    return {
+        "type": "object", "required": ["inputs"],
+        "description": "One input tensor 'input' of shape [N, 1, S, S] (S: the model's input size) with N*S*S "
+                       "gray levels in [0, 1], row-major in 'data' (or, with Triton's binary data extension, "
+                       "raw little-endian bytes after the JSON, sized by parameters.binary_data_size).",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object", "properties": {"binary_data_output": {"type": "boolean"}}},
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+                "type": "object", "required": ["name", "shape", "datatype"], "properties": {
+                    "name": {"type": "string", "enum": [INPUT_NAME]},
+                    "shape": {"type": "array", "minItems": 4, "maxItems": 4, "prefixItems": [
+                        {"type": "integer", "minimum": 1, "maximum": limits.max_batch},
+                        {"type": "integer", "enum": [1]}, size, size]},
+                    "datatype": {"type": "string", "enum": list(V2_DTYPES)},
+                    "data": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                    "parameters": {"type": "object", "properties": {
+                        "binary_data_size": {"type": "integer", "minimum": 0}}}}}},
+            "outputs": {"type": "array", "items": {
+                "type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "enum": list(OUTPUT_NAMES)},
+                    "parameters": {"type": "object", "properties": {
+                        "binary_data": {"type": "boolean"},
+                        "classification": {"type": "integer", "enum": [0]}}}}}},  # the extension is not served
+        },
+        "example": {"id": "1", "inputs": [{"name": INPUT_NAME, "shape": [1, 1, sizes[0], sizes[0]],
+                                           "datatype": "FP32", "data": [0.0] * sizes[0] ** 2}],
+                    "outputs": [{"name": "probabilities"}]},
+    }
 
 
 def _backend(p: Predictor) -> str:
@@ -480,6 +573,8 @@ def _input_tensor(t: dict, binary: bytes, size: int, max_batch: int) -> np.ndarr
     if dtype is None:
         raise HTTPException(400, f"input datatype {t.get('datatype')!r} is not supported; use FP32")
     shape = t.get("shape")
+    if isinstance(shape, list):  # JSON Schema's integers include 202.0: take whole floats as integers
+        shape = [int(d) if type(d) is float and d.is_integer() else d for d in shape]
     if (not isinstance(shape, list) or len(shape) != 4 or not all(type(d) is int for d in shape)
             or shape[1:] != [1, size, size] or not 1 <= shape[0] <= max_batch):
         raise HTTPException(400, f"input shape must be [N, 1, {size}, {size}] with N in 1..{max_batch}, "

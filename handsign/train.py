@@ -224,6 +224,19 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
 def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None = None,
           log=print, show_progress: bool = True) -> RunResult:
     """Train per `config`, or continue the run folder `resume` (optionally to a new `epochs`)."""
+    try:
+        return _train(config, resume=resume, epochs=epochs, log=log, show_progress=show_progress)
+    except BaseException as e:
+        if distributed.active():  # the failed frames hold the DDP wrapper: free it before the group goes
+            distributed.release(e)
+        raise
+    finally:
+        # every path (finished, stopped by a signal, any error) leaves the process group, so no other
+        # rank waits on this one; _train's frame, and the DDP wrapper in it, is gone by now
+        distributed.cleanup()
+
+
+def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_progress: bool) -> RunResult:
     if resume is not None:
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
@@ -323,7 +336,6 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
                     f"valid loss {va['loss']:.4f} acc {va['acc']:.2%}  {tr['seconds']:.1f}s "
                     f"{tr['images_per_s']:,.0f} img/s" + ("  *best" if is_best else ""))
         except _Stopped:
-            distributed.cleanup()
             raise TrainingInterrupted(stop.signum, run_dir, epoch - 1) from None
 
     distributed.check_same_weights(model, log)
@@ -331,8 +343,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     result = finish(run_dir, log=log, splits=splits, device=device) if distributed.is_main() else RunResult(
         run_dir, history, {}, {}, run_dir / "best.safetensors", run_dir / "last.safetensors")
     distributed.barrier()
-    distributed.cleanup()
-    return result
+    return result  # train() leaves the group once this frame (and `net`, the DDP wrapper) is gone
 
 
 def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) -> RunResult:

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -81,14 +83,45 @@ def test_kaggle_label_9_is_refused(tmp_path):
         load_dataset("sign_mnist", "train", root)
 
 
-def test_cache_is_used_and_never_stale(tmp_path):
+def test_cache_is_used_and_never_stale(tmp_path, monkeypatch):
+    import handsign.data as hd
+
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
     p = write(tmp_path, sign_csv_text([1, 2]))
     l1, _ = read_sign_mnist_csv(p)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    monkeypatch.setattr(hd, "parse_sign_mnist_csv", lambda path: pytest.fail("parsed again, cache not used"))
     l2, _ = read_sign_mnist_csv(p)  # from the cache
     assert l1.tolist() == l2.tolist() == [1, 2]
+    monkeypatch.undo()
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
     p.write_text(sign_csv_text([3, 4, 5]))  # new size and mtime: a new key
     l3, _ = read_sign_mnist_csv(p)
     assert l3.tolist() == [3, 4, 5]
+
+
+def test_cache_is_not_fooled_by_same_size_and_mtime(tmp_path, monkeypatch):
+    """cp -p / rsync -t / touch -r keep size and mtime: the cache must still see the new content."""
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
+    p = write(tmp_path, sign_csv_text([1, 2]))
+    assert read_sign_mnist_csv(p)[0].tolist() == [1, 2]
+    st = p.stat()
+    p.write_text(sign_csv_text([3, 4]))  # same row count, same random pixels: same size
+    assert p.stat().st_size == st.st_size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime back
+    assert read_sign_mnist_csv(p)[0].tolist() == [3, 4]
+
+
+def test_broken_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
+    p = write(tmp_path, sign_csv_text([1, 2]))
+    read_sign_mnist_csv(p)
+    (cache,) = (tmp_path / "cache").glob("*.npz")
+    with open(cache, "wb") as f:  # a valid npz with the wrong arrays, then garbage
+        np.savez(f, labels=np.zeros(3, np.int64), pixels=np.zeros((2, 5), np.uint8))
+    assert read_sign_mnist_csv(p)[0].tolist() == [1, 2]
+    cache.write_bytes(b"not an npz")
+    assert read_sign_mnist_csv(p)[0].tolist() == [1, 2]
 
 
 def test_mnist_idx_plain_and_gz(tmp_path):

@@ -7,6 +7,7 @@ torchrun start costs a few seconds of Python and torch imports per process.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -98,12 +99,13 @@ def test_two_processes_train_resume_and_checkpoint(folder, tmp_path):
     assert distributed.weights_digest(loaded.model) == digest
     history = read_metadata(out / "last.safetensors")["train_state"]["history"]
     assert [h["epoch"] for h in history] == [1, 2]
-    # 160 images, 10 % valid -> 144 train: 72 per rank, 9 steps of 8; metrics are global
-    assert all(0 <= h["train_acc"] <= 1 and h["train_loss"] > 0 for h in history)
+    # 160 images, 10 % valid -> 144 train: 72 per rank, 9 steps of 8; metrics are global.
+    # The stripes are easy: after 2 epochs the model reads every one of the 32 test images
     from handsign.predict import Predictor
 
-    (result,) = Predictor.load(out, backend="torch").predict_files([folder / "test" / "c2" / "0.png"], top_k=2)
-    assert result["label"] in {"c0", "c1", "c2", "c3"} and len(result["top"]) == 2
+    tests = sorted((folder / "test").glob("c*/*.png"))
+    got = Predictor.load(out, backend="torch").predict_files(tests, top_k=2)
+    assert [r["label"] for r in got] == [p.parent.name for p in tests]
 
     # handsign train --nproc: 1 epoch, then --resume to 2 -> the same weights as the run above
     out2 = tmp_path / "resumed"
@@ -111,6 +113,9 @@ def test_two_processes_train_resume_and_checkpoint(folder, tmp_path):
     log = _run([sys.executable, "-m", "handsign", "train", "--resume", str(out2), "--epochs", "2", "--quiet",
                 "--nproc", "2"])
     assert _digest(log, world=2) == digest
+    # and the same global metrics, epoch by epoch (timings aside)
+    untimed = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
+    assert untimed(read_metadata(out2 / "last.safetensors")["train_state"]["history"]) == untimed(history)
 
 
 def _free_port() -> int:
@@ -121,34 +126,114 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_world_size_one_equals_a_plain_run(folder, tmp_path, monkeypatch):
-    """A torchrun world of 1 (process group, DDP wrapper, barriers) trains exactly like a plain run.
-    Both run in this process: the env:// variables below are what torchrun --nproc-per-node 1 sets."""
+def _torchrun_env(monkeypatch) -> None:
+    """The env:// variables torchrun --nproc-per-node 1 sets: train() in this process joins a world of 1."""
+    for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                 "MASTER_PORT": str(_free_port())}.items():
+        monkeypatch.setenv(k, v)
+
+
+def _train_in_process(folder: Path, out: Path, epochs: int = 1):
     from handsign.cli import _train_config, build_parser
     from handsign.train import train
 
+    cfg = _train_config(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
+    return train(cfg, log=lambda *a: None, show_progress=False)
+
+
+def test_world_size_one_equals_a_plain_run(folder, tmp_path, monkeypatch):
+    """A torchrun world of 1 (process group, DDP wrapper, barriers) trains exactly like a plain run.
+    Both run in this process."""
     def run(out: Path):
-        cfg = _train_config(build_parser().parse_args(_train_args(folder, out, epochs=1)))
-        train(cfg, log=lambda *a: None, show_progress=False)
+        _train_in_process(folder, out)
         return load_model(out / "last.safetensors").model, read_metadata(out / "last.safetensors")
 
-    wrapped = []  # what train() trained through: the model itself, then DistributedDataParallel
+    wrapped = []  # what train() trained through (type names only: holding the wrapper would keep the group)
     real_wrap = distributed.wrap
-    monkeypatch.setattr(distributed, "wrap", lambda m, d: wrapped.append(real_wrap(m, d)) or wrapped[-1])
+
+    def spy_wrap(m, d):
+        w = real_wrap(m, d)
+        wrapped.append(type(w).__name__)
+        return w
+
+    monkeypatch.setattr(distributed, "wrap", spy_wrap)
     threads = torch.get_num_threads()
     try:
         plain, plain_meta = run(tmp_path / "plain")
-        for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                     "MASTER_PORT": str(_free_port())}.items():
-            monkeypatch.setenv(k, v)
+        _torchrun_env(monkeypatch)
         ddp, ddp_meta = run(tmp_path / "ddp1")
+        left_active = distributed.active()  # checked before the safety net below, which would hide it
     finally:
         torch.set_num_threads(threads)
         distributed.cleanup()
-    assert not distributed.active()  # train() left no process group behind
-    assert [type(w).__name__ for w in wrapped] == ["CNN", "DistributedDataParallel"]
+    assert left_active is False  # train() left no process group behind
+    assert wrapped == ["CNN", "DistributedDataParallel"]
     for (name, x), y in zip(plain.state_dict().items(), ddp.state_dict().values()):
         assert torch.equal(x, y), name
     keys = ("train_loss", "train_acc", "valid_loss", "valid_acc")
     assert ([[h[k] for k in keys] for h in plain_meta["train_state"]["history"]]
             == [[h[k] for k in keys] for h in ddp_meta["train_state"]["history"]])
+
+
+@pytest.mark.parametrize("failure", ["none", "error", "stop-signal"])
+def test_group_is_left_on_every_path_after_the_wrapper_is_freed(folder, tmp_path, monkeypatch, failure):
+    """The teardown abort (SIGABRT "terminate called without an active exception", about 1 run in 20)
+    came from destroying the gloo group while the DDP wrapper still held it. Here, on success, on an
+    error and on a stop signal, train() must destroy the group exactly once, with no wrapper alive,
+    and with the explicit timeout."""
+    import torch.distributed as dist
+
+    from handsign import train as ht
+    from handsign.errors import HandsignError
+
+    at_destroy, inits = [], []
+    real_destroy, real_init = dist.destroy_process_group, dist.init_process_group
+
+    def spy_destroy(*a, **kw):
+        at_destroy.append(distributed.live_wrappers())
+        return real_destroy(*a, **kw)
+
+    def spy_init(*a, **kw):
+        inits.append(kw.get("timeout"))
+        return real_init(*a, **kw)
+
+    monkeypatch.setattr(dist, "destroy_process_group", spy_destroy)
+    monkeypatch.setattr(dist, "init_process_group", spy_init)
+    if failure != "none":
+        real_epoch = ht.train_one_epoch
+
+        def failing_epoch(*a, **kw):
+            if failure == "stop-signal":  # a real SIGTERM: the loop stops at its next agreed check
+                signal.raise_signal(signal.SIGTERM)
+            real_epoch(*a, **kw)  # (a real epoch through the DDP wrapper, then the error)
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(ht, "train_one_epoch", failing_epoch)
+    _torchrun_env(monkeypatch)
+    threads = torch.get_num_threads()
+    try:
+        if failure == "none":
+            _train_in_process(folder, tmp_path / "run")
+        else:
+            with pytest.raises(RuntimeError if failure == "error" else HandsignError) as e:
+                _train_in_process(folder, tmp_path / "run")
+            assert ("boom" in str(e.value)) if failure == "error" else type(e.value).__name__ == "TrainingInterrupted"
+        left_active = distributed.active()
+    finally:
+        torch.set_num_threads(threads)
+        distributed.cleanup()
+    assert left_active is False
+    assert at_destroy == [0]  # destroyed once, with no DDP wrapper left alive
+    assert [t.total_seconds() for t in inits] == [distributed.GROUP_TIMEOUT_S]
+
+
+def test_group_timeout_setting(monkeypatch):
+    from handsign.errors import HandsignError
+
+    assert distributed.group_timeout().total_seconds() == 300
+    monkeypatch.setenv("HANDSIGN_DIST_TIMEOUT", "45")
+    assert distributed.group_timeout().total_seconds() == 45
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv("HANDSIGN_DIST_TIMEOUT", bad)
+        with pytest.raises(HandsignError, match="HANDSIGN_DIST_TIMEOUT: must be a positive number"):
+            distributed.group_timeout()

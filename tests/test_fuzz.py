@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import sign_csv_text
+from conftest import REPO, sign_csv_text
 from deploy_helpers import base_image, encode, make_checkpoint
 from handsign import preprocess as pp
 from handsign.checkpoint import load_model
@@ -163,7 +167,11 @@ def test_mutated_checkpoints_load_or_raise_checkpoint_error(ckpt, tmp_path_facto
     except CheckpointError as e:
         assert str(path) in str(e) and "\n" not in str(e)
         return
-    assert len(loaded.labels) >= 1
+    # what loads must also work: one logit per label for an image of the size its spec declares
+    size = loaded.preprocess["size"]
+    with torch.inference_mode():
+        out = loaded.model(torch.zeros(1, 1, size, size))
+    assert out.shape == (1, len(loaded.labels)) and torch.isfinite(out).all()
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +219,34 @@ def infer_requests(draw):
 def test_v2_infer_answers_any_json_with_200_or_a_4xx_json_error(client, body):
     r = client.post("/v2/models/asl/infer", content=json.dumps(body), headers={"content-type": "application/json"})
     assert r.status_code == 200 or (400 <= r.status_code < 500 and set(r.json()) == {"error"}), (r.status_code, r.text)
+
+
+# ---------------------------------------------------------------- crashes found by benchmarks/fuzz_parsers.py
+
+FUZZ_REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*"))
+BOUNDED = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))  # 1.5 GB of address space, no more
+import numpy as np
+from handsign import preprocess as pp
+from handsign.errors import ImageError
+specs = [json.load(open(f"handsign/bundled/{n}.json"))["preprocess"] for n in ("asl", "mnist")]
+data = open(sys.argv[1], "rb").read()
+for spec in specs + [pp.default_spec("sign_mnist")]:
+    try:
+        x = pp.load_image(data, spec)
+    except ImageError as e:
+        print("ImageError", e)
+        continue
+    assert x.shape == (1, 28, 28) and np.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("case", FUZZ_REGRESSIONS, ids=[p.name for p in FUZZ_REGRESSIONS])
+def test_fuzz_crashes_stay_fixed(case):
+    """image-oom-20x32796.jpg: a 499-byte JPEG of 20x32796 pixels made the pad step build a 32796-pixel
+    square canvas (4.3 GB); now every spec handles it within 1.5 GB of address space."""
+    r = subprocess.run([sys.executable, "-c", BOUNDED, str(case)], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]

@@ -19,6 +19,7 @@ from conftest import REPO, make_sign_mnist
 from handsign.checkpoint import (atomic_write_bytes, load_model, load_train_state, read_metadata,
                                  remove_stale_temps, save_checkpoint)
 from handsign.config import make_config
+from handsign.errors import CheckpointError
 from handsign.evaluate import evaluate
 from handsign.models import create_model
 from handsign.preprocess import default_spec
@@ -98,10 +99,87 @@ def _check_loadable(run: Path) -> dict:
     return found
 
 
+# `handsign train ARGS` that SIGKILLs itself inside its Nth save of last.safetensors ($KILL_AT_SAVE), at
+# $KILL_POINT: "half-written" (half the bytes are in the temp file) or "before-rename" (all written and
+# fsynced, not yet renamed): a kill -9 that lands mid-save every time, with no timing involved
+KILL_IN_SAVE = """
+import os, signal, sys
+import handsign.checkpoint as ck
+n, point, calls = int(os.environ["KILL_AT_SAVE"]), os.environ["KILL_POINT"], [0]
+real_fdopen, real_replace = os.fdopen, os.replace
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+class HalfThenDie:
+    def __init__(self, f):
+        self.f = f
+    def __enter__(self):
+        return self
+    def __exit__(self, *a):
+        return self.f.__exit__(*a)
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        die()
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+def fdopen(fd, *a, **kw):
+    f = real_fdopen(fd, *a, **kw)
+    target = os.readlink(f"/proc/self/fd/{fd}")
+    if os.path.basename(target).startswith(".last.safetensors."):
+        calls[0] += 1
+        if calls[0] == n and point == "half-written":
+            return HalfThenDie(f)
+    return f
+
+def replace(src, dst, *a, **kw):
+    if str(dst).endswith("last.safetensors") and calls[0] == n and point == "before-rename":
+        die()
+    return real_replace(src, dst, *a, **kw)
+
+ck.os.fdopen, ck.os.replace = fdopen, replace
+from handsign.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["half-written", "before-rename"])
+def test_sigkill_in_the_middle_of_a_save_keeps_the_previous_checkpoint(data_and_reference, tmp_path, point):
+    """A kill -9 inside the save of epoch 2's last.safetensors (the 3rd save: epoch 0, 1, 2): the process
+    dies, the half or whole temp file stays beside it, last.safetensors still holds epoch 1 and loads,
+    and --resume clears the temp and ends exactly like the uninterrupted run."""
+    root, ref = data_and_reference
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", KILL_IN_SAVE, *train_cmd(root, out, SETTINGS["epochs"])[3:]],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "KILL_AT_SAVE": "3", "KILL_POINT": point})
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+    found = _check_loadable(out)
+    assert found["last_epoch"] == 1
+    (temp,) = [out / name for name in found["temps"]]
+    assert temp.name.startswith(".last.safetensors.")
+    copy = tmp_path / "temp-copy.safetensors"  # what the kill left, looked at under a loadable name
+    copy.write_bytes(temp.read_bytes())
+    if point == "half-written":
+        with pytest.raises(CheckpointError, match="temp-copy.safetensors"):
+            load_train_state(copy)
+    else:  # complete: epoch 2 was written and synced, only the rename was missing
+        assert read_metadata(copy)["train_state"]["epoch"] == 2
+    r = subprocess.run([sys.executable, "-m", "handsign", "train", "--resume", str(out), "--quiet"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert list(out.glob(".*.tmp")) == []
+    assert_same_as_reference(out, ref)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_loses_nothing(data_and_reference, tmp_path):
-    """Kill -9 a training process at random moments (start-up, data loading, mid-epoch, mid-save), then
-    resume; after the last kill the resumed run must end exactly like the uninterrupted reference."""
+    """Kill -9 a training process at random moments (start-up, data loading, mid-epoch; a kill inside a
+    save is rare here and has its own test above), then resume; after the last kill the resumed run must
+    end exactly like the uninterrupted reference."""
     root, ref = data_and_reference
     out = tmp_path / "run"
     rng = random.Random(int(os.environ.get("HANDSIGN_KILL_SEED", "5")))

@@ -136,7 +136,21 @@ def test_cli_min_confidence(ckpt, tmp_path, capsys):
 def test_photo_eval_cli(tmp_path, capsys):
     root = make_sign_mnist(tmp_path / "data", n_train=24, n_test=48)
     ckpt = make_checkpoint(tmp_path / "m.safetensors")
-    assert main(["photo-eval", str(ckpt), "--n-per-class", "1", "--data-dir", str(root), "--json"]) == 0
+    assert main(["photo-eval", str(ckpt), "--n-per-class", "1", "--data-dir", str(root), "--json",
+                 "--save-images", str(tmp_path / "jpg")]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["n"] == 24 and [row["preprocess"] for row in r["rows"]] == ["plain", "photo"]
-    assert all(0 <= row["accuracy"] <= 1 and 0 <= row["test_accuracy"] <= 1 for row in r["rows"])
+    from handsign import preprocess as pp
+    from handsign.evaluate import evaluate
+    from handsign.predict import Predictor
+
+    # the exact values: test accuracy is evaluate's; photo accuracy is predict's on the pictures it saved
+    ev = evaluate(ckpt, data_dir=root, device="cpu")  # (its accuracy is a float32 mean: same count of 48)
+    assert [round(row["test_accuracy"] * 48) for row in r["rows"]] == [round(ev["accuracy"] * 48)] * 2
+    jpgs = sorted((tmp_path / "jpg").glob("*.jpg"))
+    truth = [p.stem.split("-")[1] for p in jpgs]
+    predictor = Predictor.load(ckpt, "torch")
+    for row in r["rows"]:
+        predictor.spec = pp.with_preset(predictor.spec, row["preprocess"])
+        got = [x["label"] for x in predictor.predict_files(jpgs, top_k=1)]
+        assert row["accuracy"] == np.mean(np.asarray(got) == np.asarray(truth)), row

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from _serve_helpers import ASL_LABELS, DIGITS, LiveServer, synthetic_images
+from conftest import import_or_skip_or_fail
 from handsign.serve import Limits, create_app
 
 with warnings.catch_warnings():
@@ -136,6 +137,10 @@ def test_predictions_depend_on_the_image(client):
     ({"files": {"file": ("a.png", png(), "image/png")}, "params": {"top_k": 0}}, 422, ["top_k"]),
     ({"files": {"file": ("a.png", png(), "image/png")}, "params": {"top_k": "x"}}, 422, ["top_k"]),
     ({"files": {"file": ("a.png", png(), "image/png")}, "data": {"top_k": "x"}}, 422, ["top_k"]),
+    ({"files": {"file": ("a.png", png(), "image/png")}, "params": {"top_k": 101}}, 422, ["top_k", "100"]),
+    # a form's top_k out of range is refused even when the query has a valid one (it used to be ignored)
+    ({"files": {"file": ("a.png", png(), "image/png")}, "params": {"top_k": 2}, "data": {"top_k": "101"}}, 422,
+     ["top_k must be in 1..100, not 101"]),
 ])
 def test_predict_client_errors(client, request_kwargs, status, words):
     assert_error(client.post("/predict", **request_kwargs), status, *words)
@@ -183,9 +188,12 @@ def infer_body(x: np.ndarray, **extra) -> dict:
 
 
 def test_v2_health_and_metadata(client):
-    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/asl/ready", "/v2/models/mnist/versions/1/ready"):
+    # the Open Inference Protocol's JSON health answers (status 200 is the answer; the body says it too)
+    for path, body in (("/v2/health/live", {"live": True}), ("/v2/health/ready", {"ready": True}),
+                       ("/v2/models/asl/ready", {"name": "asl", "ready": True}),
+                       ("/v2/models/mnist/versions/1/ready", {"name": "mnist", "ready": True})):
         r = client.get(path)
-        assert r.status_code == 200 and r.content == b"", path
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json" and r.json() == body, path
     assert client.get("/v2").json() == {"name": "handsign", "version": __import__("handsign").__version__,
                                         "extensions": ["binary_tensor_data"]}
     meta = client.get("/v2/models/mnist").json()
@@ -224,6 +232,9 @@ def test_v2_infer_nested_data_outputs_and_versions(client):
     assert r.status_code == 200, r.text
     assert [o["name"] for o in r.json()["outputs"]] == ["probabilities"]
     assert r.json()["outputs"][0]["data"] == flat["outputs"][1]["data"]
+    # JSON Schema's integers (the documented shape) include 2.0: the same request with whole floats
+    whole = {**nested, "inputs": [{**nested["inputs"][0], "shape": [2.0, 1.0, 28.0, 28.0]}]}
+    assert client.post("/v2/models/mnist/infer", json=whole).json()["outputs"] == r.json()["outputs"]
 
 
 def test_v2_binary_tensor_extension(client, predictors):
@@ -260,6 +271,7 @@ def _one(shape=(1, 1, 28, 28), **over):
     (_one(shape=(1, 28, 28)), ["shape"]),
     (_one(shape=(1, 1, 32, 32)), ["shape"]),
     (_one(shape=(0, 1, 28, 28)), ["shape"]),
+    (_one(shape=(1.5, 1, 28, 28)), ["shape"]),
     (_one(data=[0.5] * 10), ["784"]),
     (_one(data=[[0.5] * 10, [0.5] * 3]), ["ragged"]),
     (_one(data=["a"] * 784), ["numbers"]),
@@ -320,7 +332,7 @@ def test_live_server_refuses_big_body_before_it_is_sent(live):
 
 
 def test_tritonclient_works_unchanged(live, predictors):
-    http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
+    http = import_or_skip_or_fail("tritonclient.http", "tritonclient[http] is not installed")
     from tritonclient.utils import InferenceServerException
 
     c = http.InferenceServerClient(url=live.url.removeprefix("http://"))

@@ -192,50 +192,64 @@ def test_wrong_content_type_is_415(predictors, path, ctype):
     assert r.status_code == 415 and ctype in r.json()["error"]
 
 
-class Slow:
-    """A Predictor that takes `delay` seconds per call: makes overload easy to reach on any machine."""
+class Held:
+    """A Predictor whose calls wait until the test releases them (an event, not a delay): requests stay
+    in flight exactly as long as the test needs, on any machine. `inside` counts the calls waiting."""
 
-    def __init__(self, p: Predictor, delay: float):
-        self.p, self.delay = p, delay
+    def __init__(self, p: Predictor):
+        self.p, self.release, self.inside, self._lock = p, threading.Event(), 0, threading.Lock()
         self.labels, self.spec, self.meta, self.backend = p.labels, p.spec, p.meta, p.backend
+        self.entered = threading.Condition(self._lock)
+
+    def _hold(self):
+        with self.entered:
+            self.inside += 1
+            self.entered.notify_all()
+        assert self.release.wait(60), "the test never released the held requests"
 
     def predict_arrays(self, x, top_k=3):
-        time.sleep(self.delay)
+        self._hold()
         return self.p.predict_arrays(x, top_k)
 
     def logits(self, x):
-        time.sleep(self.delay)
+        self._hold()
         return self.p.logits(x)
 
 
 def test_past_max_concurrency_503_comes_at_once_with_retry_after(predictors):
-    slow = {"asl": Slow(predictors["asl"], 1.0)}
+    held = Held(predictors["asl"])
     limits = Limits(max_concurrency=2)
-    with LiveServer(create_app(slow, limits), **uvicorn_options(limits)) as server:
-        results = []
+    with LiveServer(create_app({"asl": held}, limits), **uvicorn_options(limits)) as server:
+        results = {}
 
         def one(i):
-            with httpx.Client(base_url=server.url, timeout=30) as c:
-                t = time.perf_counter()
+            with httpx.Client(base_url=server.url, timeout=60) as c:
                 r = c.post("/predict", content=png(i), headers={"content-type": "image/png"})
-                results.append((r.status_code, time.perf_counter() - t, r.headers.get("retry-after"), r.json()))
+                results[i] = (r.status_code, r.headers.get("retry-after"), r.json())
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in threads:
+        first = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+        for t in first:
             t.start()
-            time.sleep(0.02)
-        for t in threads:
-            t.join(30)
+        with held.entered:  # both slots taken: two requests are inside the model
+            assert held.entered.wait_for(lambda: held.inside == 2, timeout=60)
+        rest = [threading.Thread(target=one, args=(i,)) for i in range(2, 8)]
+        for t in rest:
+            t.start()
+        for t in rest:  # answered while both slots are still held: at once, not after a slot frees
+            t.join(60)
+        assert not held.release.is_set() and sorted(results) == list(range(2, 8))
+        held.release.set()
+        for t in first:
+            t.join(60)
         with httpx.Client(base_url=server.url) as c:  # the slots were given back: served again
             assert c.post("/predict", content=png(), headers={"content-type": "image/png"}).status_code == 200
             assert c.get("/v2/health/ready").status_code == 200
             bad = [c.post("/predict", content=b"junk", headers={"content-type": "image/png"}) for _ in range(4)]
             assert [r.status_code for r in bad] == [400] * 4  # failed requests give their slot back too
             assert c.post("/predict", content=png(), headers={"content-type": "image/png"}).status_code == 200
-    codes = sorted(r[0] for r in results)
-    assert codes == [200, 200] + [503] * 6, results
-    busy = [r for r in results if r[0] == 503]
-    assert all(r[2] == "1" and "busy" in r[3]["error"] and r[1] < 0.9 for r in busy), busy  # before a slot frees
+    assert [results[i][0] for i in range(8)] == [200, 200] + [503] * 6, results
+    assert all(results[i][1] == "1" and "busy" in results[i][2]["error"] for i in range(2, 8)), results
+    assert held.inside == 2 + 2  # the two held requests, then the two served after (the junk never got there)
 
 
 def test_cli_serve_limits_apply_and_bad_values_are_one_line(model_paths):

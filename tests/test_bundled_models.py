@@ -1,0 +1,30 @@
+"""The bundled models, loaded by name as a user gets them (`--model asl`, `--model mnist`; nothing
+patched), reproduce the test accuracy recorded in their metadata (handsign/bundled/NAME.json) on the
+real test split, through both backends, image for image."""
+
+import json
+
+import numpy as np
+import pytest
+
+from handsign.data import load_dataset
+from handsign.predict import BUNDLED_DIR, Predictor
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name, dataset", [("asl", "sign_mnist"), ("mnist", "mnist")])
+def test_bundled_model_reproduces_its_recorded_test_accuracy(real_data_dir, name, dataset):
+    meta = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
+    test = load_dataset(dataset, "test", real_data_dir)
+    assert len(test) == meta["data"]["n_test"]
+    expected_correct = round(meta["metrics"]["test_acc"] * len(test))  # asl 7172 of 7172, mnist 9950 of 10000
+    # the test split's 28x28 pixels / 255: exactly what training's test evaluation fed the model
+    x = test.images.numpy().astype(np.float32) / 255
+    y = test.labels.numpy()
+    predictions = {}
+    for backend in ("torch", "onnx"):
+        p = Predictor.load(name, backend)
+        assert p.backend == backend and p.source.parent == BUNDLED_DIR and p.labels == test.classes
+        predictions[backend] = np.concatenate([p.logits(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+        assert int((predictions[backend] == y).sum()) == expected_correct, backend
+    assert np.array_equal(predictions["torch"], predictions["onnx"])  # and the same image by image
