@@ -143,8 +143,9 @@ def test_onnx_without_a_weights_hash_beside_a_checkpoint_is_not_trusted(tmp_path
     assert Predictor.load(ckpt.with_suffix(".onnx"), "auto").backend == "onnx"
 
 
-@pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.parametrize("name", [*BUNDLED, "asl-pixels"])
 def test_bundled_onnx_matches_its_bundled_weights(name, capsys):
-    onnx_meta = Predictor.load(name, "onnx").meta
+    model = name if name in BUNDLED else BUNDLED_DIR / f"{name}.safetensors"  # asl-pixels: asl's pixel model
+    onnx_meta = Predictor.load(model, "onnx").meta
     assert onnx_meta["weights_sha256"] == weights_sha256(BUNDLED_DIR / f"{name}.safetensors")
-    assert Predictor.load(name, "auto").backend == "onnx" and capsys.readouterr().err == ""
+    assert Predictor.load(model, "auto").backend == "onnx" and capsys.readouterr().err == ""
