@@ -22,7 +22,18 @@ from handsign.config import RECIPES, make_config
 from handsign.errors import HandsignError
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
-QUICK = {"limit": 8000, "epochs": 4}  # first N training samples, epochs per stage (~2 min on 2 idle cores)
+# per recipe: the first `limit` training samples (0 = all), `epochs`; chosen so that each lesson's direction
+# shows in ~2 min on 2 idle cores (benchmarks/quick_settings.py; every seed tried is in
+# benchmarks/results/quick-settings.json)
+QUICK = {
+    "course-mnist-mlp": {"limit": 8000, "epochs": 2},
+    "course-asl-mlp": {"limit": 8000, "epochs": 4},
+    "course-asl-cnn": {"limit": 8000, "epochs": 4},
+    "course-asl-cnn-aug": {"limit": 8000, "epochs": 4},
+    "fast-asl": {"limit": 8000, "epochs": 4},
+    "fast-mnist": {"limit": 8000, "epochs": 2},
+}
+QUICK_OTHER = {"limit": 8000, "epochs": 4}  # a fast-* recipe not listed above
 COURSE_STAGES = ["course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"]
 
 # what the course published for each stage, in %; the course measured "validation" on the test file
@@ -68,15 +79,35 @@ def _check_out(out: Path) -> None:
         raise HandsignError(f"--out {out}: exists and is not an empty folder; choose a new folder for the report")
 
 
-def _check_data(recipes: list[str], data_dir) -> None:
-    """Load every split the run needs now, so missing data stops it before any training."""
-    from handsign.data import load_dataset
+def _dataset(recipe: str) -> str:
+    return RECIPES[recipe]["settings"].get("dataset", "sign_mnist")
 
-    # Sign-MNIST first: its message is local; a missing MNIST would first try a download
-    datasets = sorted({RECIPES[r]["settings"].get("dataset", "sign_mnist") for r in recipes}, reverse=True)
-    for name in datasets:
+
+def _check_data(recipes: list[str], data_dir) -> dict:
+    """Load every split of the data sets that are there now (a bad file stops the run before any training);
+    returns {name: what is missing and how to get it} for the ones that are not there."""
+    from handsign.data import load_dataset
+    from handsign.datasets import KNOWN, missing_files, resolve_data_dir
+
+    root, missing = resolve_data_dir(data_dir), {}
+    for name in sorted({_dataset(r) for r in recipes}, reverse=True):
+        lacking = missing_files(KNOWN[name], root)
+        if lacking:
+            ds = KNOWN[name]
+            missing[name] = {"dataset": name, "title": ds.title, "where": str(root / ds.folder),
+                             "lacking": lacking, "how": ds.how,
+                             "text": f"needs data: {ds.title} ({root / ds.folder} lacks {', '.join(lacking)}); "
+                                     f"get it: {ds.how}"}
+            continue
         for split in ("train", "test"):
             load_dataset(name, split, data_dir)
+    return missing
+
+
+def _needs_data_stage(recipe: str, need: dict) -> dict:
+    """A stage that could not run: what it would have shown and how to get its data."""
+    return {"recipe": recipe, "description": RECIPES[recipe]["description"], "needs_data": need,
+            "course": COURSE_FIGURES.get(recipe)}
 
 
 def _check_images(images) -> list[Path]:
@@ -106,7 +137,8 @@ def _course_comparison(recipe: str, test_pct, quick: bool) -> str:
 
 def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, device: str, threads: int,
               asl: bool, log, show_progress: bool) -> dict:
-    """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json."""
+    """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json.
+    `log` gets train's own lines (config, epochs); reproduce sends them to the run's train.log."""
     from handsign.checkpoint import load_model, read_metadata
     from handsign.evaluate import evaluate
     from handsign.models import count_parameters
@@ -292,43 +324,158 @@ def _machine(device: str) -> dict:
             "device": str(select_device(device)), "cpu_threads": torch.get_num_threads(), "handsign": __version__}
 
 
+def draw_digits(out_dir: Path, digits: str = "0123456789") -> list[tuple[Path, str]]:
+    """Digits drawn here (dark ink on white, 200x200, Pillow's own font): pictures for the bundled digit
+    model when there is no data set to take test images from."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=150)  # Pillow's bundled TrueType font: the same on every machine
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for d in digits:
+        img = Image.new("L", (200, 200), 255)
+        ImageDraw.Draw(img).text((100, 100), d, fill=0, font=font, anchor="mm", stroke_width=2, stroke_fill=0)
+        path = out_dir / f"drawn-{d}.png"
+        img.save(path)
+        made.append((path, d))
+    return made
+
+
+def deploy_bundled(out: Path, image_paths: list[Path], top_k: int) -> dict:
+    """Stage 5 with no trained stage-4 model (no data): the bundled models, on given images (asl) or on
+    digits drawn here (mnist), through the same deploy() as a full run."""
+    from handsign.predict import resolve_model
+
+    if image_paths:
+        return {**deploy(resolve_model("asl"), out, image_paths, None, 0, top_k, 0), "bundled": "asl"}
+    made = draw_digits(out / "deploy" / "drawn")
+    dep = deploy(resolve_model("mnist"), out, [p for p, _ in made], None, 0, top_k, 0)
+    for row, (_, digit) in zip(dep["predictions"], made):  # deploy() saw them as given files: add the truth
+        row.update(true=digit, correct=row["label"] == digit, source=f"the digit {digit}, drawn here in Pillow's font")
+    known = dep["predictions"]
+    return {**dep, "source": "made", "bundled": "mnist", "n_known": len(known),
+            "n_correct": sum(r["correct"] for r in known)}
+
+
+def lessons(doc: dict) -> list[dict]:
+    """The course's four lessons, checked on this run's numbers: holds True / False, or None (no data)."""
+    by = {s["recipe"]: s for s in doc["stages"] + doc["fast"]["recipes"]}
+
+    def test(recipe):
+        s = by.get(recipe)
+        return None if s is None or "needs_data" in s else s["accuracy"]["test"]
+
+    mlp, cnn, aug, fast = (test(r) for r in ("course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug", "fast-asl"))
+    mlp_stage = by.get("course-asl-mlp", {})
+    checks = [
+        ("The perceptron overfits the ASL letters (stage 2 is diagnosed as overfitting: train far above test)",
+         None if mlp is None else mlp_stage["diagnosis"]["verdict"] == "overfitting",
+         None if mlp is None else f"stage 2: {mlp_stage['diagnosis']['text'].split(':', 1)[1].split('.')[0].strip()} "
+                                  f"-> {mlp_stage['diagnosis']['verdict']}"),
+        ("The CNN beats the perceptron on the test file (stage 3 above stage 2)",
+         None if None in (mlp, cnn) else cnn > mlp, None if None in (mlp, cnn) else f"{cnn:.2f} % vs {mlp:.2f} %"),
+        ("Augmentation is no worse than the plain CNN on the test file (stage 4 at least stage 3)",
+         None if None in (cnn, aug) else aug >= cnn, None if None in (cnn, aug) else f"{aug:.2f} % vs {cnn:.2f} %"),
+        ("handsign's fast-asl recipe beats the course's CNN with augmentation (stage 4)",
+         None if None in (aug, fast) else fast > aug, None if None in (aug, fast) else f"{fast:.2f} % vs {aug:.2f} %"),
+    ]
+    out = []
+    for text, holds, numbers in checks:
+        if holds is None:
+            note = "not checked: a stage it needs had no data"
+        elif holds:
+            note = "shows in this run"
+        else:
+            note = ("does NOT show in this run" + (": quick mode trains on a subset for a few epochs; the full "
+                    "recipes (handsign reproduce without --quick) show it" if doc["quick"] else ""))
+        out.append({"lesson": text, "holds": holds, "numbers": numbers, "note": note})
+    return out
+
+
+def _summary_line(number, n_total: int, s: dict) -> str:
+    """One terminal line per stage; the diagnosis is of the last epoch, so are the numbers shown with it."""
+    head = f"stage {number}/{n_total} {s['recipe']}:" if number else f"fast recipe {s['recipe']}:"
+    if "needs_data" in s:
+        return f"{head} skipped: needs data ({s['needs_data']['title']}, see above)"
+    last, best = s["last"], s["accuracy"]
+    line = (f"{head} epoch {last['epoch']}/{s['config']['epochs']} train {last['train']:.1f} % test "
+            f"{last['test']:.1f} % -> {s['diagnosis']['verdict']} ({s['seconds']:.0f} s)")
+    if s["best_epoch"] != last["epoch"]:
+        line += f"; kept best epoch {s['best_epoch']} (test {best['test']:.1f} %)"
+    return line
+
+
+def _deploy_line(n_total: int, dep: dict) -> str:
+    model = f"bundled {dep['bundled']} model" if dep.get("bundled") else "stage-4 model"
+    if dep["n_known"]:
+        return (f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} {dep['source']} pictures, "
+                f"{dep['n_correct']} of {dep['n_known']} right")
+    return f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} given pictures (truth unknown)"
+
+
+def next_steps(doc: dict, out: Path) -> list[str]:
+    if doc["needs_data"]:
+        return ["handsign data                      # what is missing, where handsign looks, how to get it",
+                "handsign data fetch                # download and verify it, then run this again",
+                "handsign predict photo.jpg         # the bundled models work already (also: handsign serve)"]
+    return [f"open {out / 'report.html'}",
+            "handsign train --recipe fast-asl   # the full fast recipe (~1.5 min on 2 cores), then: handsign serve",
+            "handsign reproduce --out report    # the course's recipes at full size (~15 min on 2 cores)"]
+
+
 def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int = 0, device: str = "auto",
               threads: int = 0, limit: int | None = None, epochs: int | None = None, n_samples: int = 6,
               top_k: int = 3, log=print, show_progress: bool = False) -> dict:
     """Run the course's stages (+ fast-* recipes), write out/report.json and out/report.html.
 
-    quick: train on the first QUICK["limit"] samples for QUICK["epochs"] epochs per stage.
+    quick: each stage trains on QUICK[recipe]'s subset for its epochs.
     limit, epochs: explicit overrides for every stage (for tests); they also mark the run as quick.
     images: files/folders/globs to predict in stage 5; None renders a few Sign-MNIST test images.
+    A stage whose data set is missing is skipped and marked "needs data" (with how to get it); stage 5
+    then runs on the bundled models, so a machine with no data still gets a report (and exit 0).
     """
     from handsign.report_html import render
 
     t_start = time.perf_counter()
     out = Path(out)
-    overrides = dict(QUICK) if quick else {}
-    if limit is not None:
-        overrides["limit"] = limit
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    quick = bool(overrides)
     fast = [name for name in RECIPES if name.startswith("fast-")]
+    explicit = {k: v for k, v in (("limit", limit), ("epochs", epochs)) if v is not None}
+    quick = quick or bool(explicit)
+
+    def overrides(recipe: str) -> dict:
+        return {**(QUICK.get(recipe, QUICK_OTHER) if quick else {}), **explicit}
+
     _check_out(out)
     image_paths = _check_images(images) if images else []
-    _check_data(COURSE_STAGES + fast, data_dir)
+    missing = _check_data(COURSE_STAGES + fast, data_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     doc = {"title": "Reproducing NVIDIA's Fundamentals of Deep Learning with handsign",
            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "quick": quick, "quick_banner": QUICK_BANNER if quick else "", "quick_settings": overrides,
-           "machine": _machine(device), "seed": seed, "stages": []}
+           "quick": quick, "quick_banner": QUICK_BANNER if quick else "",
+           "quick_settings": {r: overrides(r) for r in COURSE_STAGES + fast} if quick else {},
+           "machine": _machine(device), "seed": seed, "stages": [], "needs_data": list(missing.values())}
+    for m in missing.values():
+        log(m["text"])
+    if missing:
+        log("running what needs no data; the report marks the other stages 'needs data'")
     n_total = len(COURSE_STAGES) + 1
+
+    def stage_or_skip(recipe: str, asl: bool, number=None) -> dict:
+        if _dataset(recipe) in missing:
+            stage = _needs_data_stage(recipe, missing[_dataset(recipe)])
+        else:
+            stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides(recipe), seed=seed, device=device,
+                              threads=threads, asl=asl, log=_run_log(out, recipe), show_progress=show_progress)
+        log(_summary_line(number, n_total, stage))
+        return stage
+
     for number, recipe in enumerate(COURSE_STAGES, 1):
         log(f"== stage {number}/{n_total}: {recipe}")
-        stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
-                          threads=threads, asl=recipe != "course-mnist-mlp", log=log, show_progress=show_progress)
+        stage = stage_or_skip(recipe, recipe != "course-mnist-mlp", number)
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
-        if recipe == "course-asl-cnn-aug":
+        if recipe == "course-asl-cnn-aug" and "needs_data" not in stage:
             from handsign.evaluate import augment_preview
 
             augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
@@ -337,20 +484,42 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
 
     log(f"== stage {n_total}/{n_total}: deployment")
     model_path = out / "runs" / COURSE_STAGES[-1] / "best.safetensors"
-    doc["deploy"] = {"number": n_total, **deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)}
+    if model_path.is_file():
+        dep = deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)
+    else:
+        dep = deploy_bundled(out, image_paths, top_k)
+    doc["deploy"] = {"number": n_total, **dep}
+    log(_deploy_line(n_total, doc["deploy"]))
 
     runs = []
     for recipe in fast:
         log(f"== fast recipe: {recipe}")
-        runs.append(run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
-                              threads=threads, asl=False, log=log, show_progress=show_progress))
+        runs.append(stage_or_skip(recipe, False))
     aug = doc["stages"][-1]
     doc["fast"] = {"recipes": runs, "course_recipe": aug["recipe"], "course": COURSE_FIGURES[aug["recipe"]],
                    "note": "" if fast else "No fast-* recipe is defined in this version of handsign "
                                            "(handsign.config.RECIPES), so there is nothing to compare yet."}
-    doc["differences"] = differences(doc["stages"][0]["config"]["valid_fraction"])
+    doc["lessons"] = lessons(doc)
+    doc["differences"] = differences(make_config(COURSE_STAGES[0]).valid_fraction)
     doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_bytes(out / "report.json", json.dumps(doc, indent=2).encode())
     atomic_write_bytes(out / "report.html", render(doc).encode())
+    for lesson in doc["lessons"]:
+        if lesson["holds"] is not None:
+            log(f"lesson: {lesson['lesson']}: {lesson['note']} ({lesson['numbers']})")
+    if all(x["holds"] is None for x in doc["lessons"]):
+        log("lessons: not checked (their stages need data)")
     log(f"wrote {out / 'report.html'} and {out / 'report.json'} ({doc['wall_seconds']:.0f} s)")
+    log("next:\n" + "\n".join(f"  {step}" for step in next_steps(doc, out)))
     return doc
+
+
+def _run_log(out: Path, recipe: str):
+    """train()'s own lines (config, each epoch) go to runs/<recipe>/train.log, not the terminal."""
+    path = out / "runs" / recipe / "train.log"
+
+    def log(*parts):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            print(*parts, file=f)
+    return log
