@@ -14,6 +14,7 @@ import datetime as _dt
 import io
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -33,7 +34,7 @@ from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
 from handsign.models import count_parameters, create_model, for_inference
 from handsign.preprocess import default_spec
-from handsign.runtime import Progress, setup
+from handsign.runtime import Progress, choose_threads, setup, step_flop
 from handsign.transforms import augment_batch, get_augment
 
 
@@ -221,6 +222,16 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.recipe or cfg.model + '-' + cfg.dataset}-{stamp}"
 
 
+def _default_threads(cfg: TrainConfig, model, data: Dataset, device) -> str:
+    """--threads 0 on CPU: as many threads as cores are free now, 1 for a model too small to share a step
+    (runtime.choose_threads); '' when the user, OMP_NUM_THREADS or torchrun already decided."""
+    if cfg.threads or device.type != "cpu" or distributed.world_size() > 1 or os.environ.get("OMP_NUM_THREADS"):
+        return ""
+    n, why = choose_threads(step_flop(model, cfg.batch_size, data.images[:1].float()))
+    torch.set_num_threads(n)
+    return f"threads: {n} ({why}; --threads N overrides)"
+
+
 def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None = None,
           log=print, show_progress: bool = True) -> RunResult:
     """Train per `config`, or continue the run folder `resume` (optionally to a new `epochs`)."""
@@ -250,6 +261,7 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     arch = {"name": cfg.model, "args": {"in_channels": 1, "image_size": splits.train.images.shape[-1],
                                         **cfg.model_args}}
     model = create_model(cfg.model, len(classes), **arch["args"]).to(device)
+    threads_note = _default_threads(cfg, model, splits.train, device)
     if cfg.channels_last:  # checkpoints stay NCHW: save_checkpoint makes every tensor contiguous
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -272,6 +284,8 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
     log(f"handsign {__version__} | {'resuming' if resume else 'run'} {run_dir} | device {device} | "
         f"{cfg.model}: {count_parameters(model):,} parameters")
     log(cfg.describe())
+    if threads_note:
+        log(threads_note)
     log(f"data: {cfg.dataset} train {len(splits.train)}, valid {len(splits.valid)}, "
         f"test {len(splits.test) if splits.test is not None else 0}")
     for note in splits.notes:
