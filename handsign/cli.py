@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # extra that provides a module a command may need: a missing one is a one-line hint, not a traceback
 EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "onnx": "onnx",
-            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
+            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "fastapi_offline": "serve", "uvicorn": "serve"}
 
 
 def main(argv=None) -> int:
