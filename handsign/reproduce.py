@@ -20,6 +20,7 @@ from handsign import __version__
 from handsign.checkpoint import atomic_write_bytes
 from handsign.config import RECIPES, make_config
 from handsign.errors import HandsignError
+from handsign.lessons import deploy_line, lessons, next_steps, summary_line
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
 # per recipe: the first `limit` training samples (0 = all), `epochs`; chosen so that each lesson's direction
@@ -357,72 +358,6 @@ def deploy_bundled(out: Path, image_paths: list[Path], top_k: int) -> dict:
             "n_correct": sum(r["correct"] for r in known)}
 
 
-def lessons(doc: dict) -> list[dict]:
-    """The course's four lessons, checked on this run's numbers: holds True / False, or None (no data)."""
-    by = {s["recipe"]: s for s in doc["stages"] + doc["fast"]["recipes"]}
-
-    def test(recipe):
-        s = by.get(recipe)
-        return None if s is None or "needs_data" in s else s["accuracy"]["test"]
-
-    mlp, cnn, aug, fast = (test(r) for r in ("course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug", "fast-asl"))
-    mlp_stage = by.get("course-asl-mlp", {})
-    checks = [
-        ("The perceptron overfits the ASL letters (stage 2 is diagnosed as overfitting: train far above test)",
-         None if mlp is None else mlp_stage["diagnosis"]["verdict"] == "overfitting",
-         None if mlp is None else f"stage 2: {mlp_stage['diagnosis']['text'].split(':', 1)[1].split('.')[0].strip()} "
-                                  f"-> {mlp_stage['diagnosis']['verdict']}"),
-        ("The CNN beats the perceptron on the test file (stage 3 above stage 2)",
-         None if None in (mlp, cnn) else cnn > mlp, None if None in (mlp, cnn) else f"{cnn:.2f} % vs {mlp:.2f} %"),
-        ("Augmentation is no worse than the plain CNN on the test file (stage 4 at least stage 3)",
-         None if None in (cnn, aug) else aug >= cnn, None if None in (cnn, aug) else f"{aug:.2f} % vs {cnn:.2f} %"),
-        ("handsign's fast-asl recipe beats the course's CNN with augmentation (stage 4)",
-         None if None in (aug, fast) else fast > aug, None if None in (aug, fast) else f"{fast:.2f} % vs {aug:.2f} %"),
-    ]
-    out = []
-    for text, holds, numbers in checks:
-        if holds is None:
-            note = "not checked: a stage it needs had no data"
-        elif holds:
-            note = "shows in this run"
-        else:
-            note = ("does NOT show in this run" + (": quick mode trains on a subset for a few epochs; the full "
-                    "recipes (handsign reproduce without --quick) show it" if doc["quick"] else ""))
-        out.append({"lesson": text, "holds": holds, "numbers": numbers, "note": note})
-    return out
-
-
-def _summary_line(number, n_total: int, s: dict) -> str:
-    """One terminal line per stage; the diagnosis is of the last epoch, so are the numbers shown with it."""
-    head = f"stage {number}/{n_total} {s['recipe']}:" if number else f"fast recipe {s['recipe']}:"
-    if "needs_data" in s:
-        return f"{head} skipped: needs data ({s['needs_data']['title']}, see above)"
-    last, best = s["last"], s["accuracy"]
-    line = (f"{head} epoch {last['epoch']}/{s['config']['epochs']} train {last['train']:.1f} % test "
-            f"{last['test']:.1f} % -> {s['diagnosis']['verdict']} ({s['seconds']:.0f} s)")
-    if s["best_epoch"] != last["epoch"]:
-        line += f"; kept best epoch {s['best_epoch']} (test {best['test']:.1f} %)"
-    return line
-
-
-def _deploy_line(n_total: int, dep: dict) -> str:
-    model = f"bundled {dep['bundled']} model" if dep.get("bundled") else "stage-4 model"
-    if dep["n_known"]:
-        return (f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} {dep['source']} pictures, "
-                f"{dep['n_correct']} of {dep['n_known']} right")
-    return f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} given pictures (truth unknown)"
-
-
-def next_steps(doc: dict, out: Path) -> list[str]:
-    if doc["needs_data"]:
-        return ["handsign data                      # what is missing, where handsign looks, how to get it",
-                "handsign data fetch                # download and verify it, then run this again",
-                "handsign predict photo.jpg         # the bundled models work already (also: handsign serve)"]
-    return [f"open {out / 'report.html'}",
-            "handsign train --recipe fast-asl   # the full fast recipe (~1.5 min on 2 cores), then: handsign serve",
-            "handsign reproduce --out report    # the course's recipes at full size (~15 min on 2 cores)"]
-
-
 def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int = 0, device: str = "auto",
               threads: int = 0, limit: int | None = None, epochs: int | None = None, n_samples: int = 6,
               top_k: int = 3, log=print, show_progress: bool = False) -> dict:
@@ -467,7 +402,7 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
         else:
             stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides(recipe), seed=seed, device=device,
                               threads=threads, asl=asl, log=_run_log(out, recipe), show_progress=show_progress)
-        log(_summary_line(number, n_total, stage))
+        log(summary_line(number, n_total, stage))
         return stage
 
     for number, recipe in enumerate(COURSE_STAGES, 1):
@@ -489,7 +424,7 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
     else:
         dep = deploy_bundled(out, image_paths, top_k)
     doc["deploy"] = {"number": n_total, **dep}
-    log(_deploy_line(n_total, doc["deploy"]))
+    log(deploy_line(n_total, doc["deploy"]))
 
     runs = []
     for recipe in fast:
