@@ -86,6 +86,7 @@ def write_verified(chunks, dest: Path, accepted: set[str] | None, what: str, siz
         if accepted is not None and h.hexdigest() not in accepted:
             raise DataError(f"{what}: sha256 {h.hexdigest()[:16]}... is not the published "
                             f"{sorted(accepted)[0][:16]}... (corrupted or another file); refused, nothing written")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a data file is as readable as any other
         os.replace(tmp, dest)
         return dest
     except BaseException:
@@ -94,6 +95,12 @@ def write_verified(chunks, dest: Path, accepted: set[str] | None, what: str, siz
     finally:
         if progress:
             progress.close()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def download(url: str, dest: Path, accepted: set[str] | None, *, progress: bool = True,
@@ -215,6 +222,8 @@ def _install_tree(ds, root: Path, members: dict, src: str) -> None:
         if len(files) != count or tree_sha256(files) != digest:
             raise DataError(f"{src}: {len(files)} photos ({count} expected) whose sha256 differs from the "
                             f"published {digest[:12]}...; refused, nothing written")
+        for d in [tmp, *tmp.iterdir()]:
+            os.chmod(d, 0o777 & ~_umask())  # mkdtemp makes it private
         old = dest.with_name(tmp.name + ".old")
         if dest.exists():
             dest.rename(old)

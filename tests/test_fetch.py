@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import shutil
 import sys
 import threading
@@ -284,3 +285,11 @@ def test_real_catalogue_matches_shared_data(real_data_dir, tmp_path):
         rows = fetch(["mnist"], tmp_path, mirrors=[m.url + "/good"], progress=False, log=lambda *a: None)
     assert rows[0]["state"] == "verified"
     assert sorted(p.name for p in (tmp_path / "MNIST/raw").iterdir()) == sorted(f"{s}.gz" for s in MNIST_STEMS)
+
+
+def test_fetched_files_follow_the_umask(tmp_path, fake_mnist):
+    with Mirror(fake_mnist) as m:
+        fetch(["mnist"], tmp_path, mirrors=[m.url + "/good"], progress=False, log=lambda *a: None)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "MNIST/raw").iterdir()} == {0o666 & ~mask}
