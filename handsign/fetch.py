@@ -165,10 +165,15 @@ def _members(src: Path, name: str | None = None) -> dict:
         return {p.relative_to(src).as_posix(): (lambda p=p: _file_chunks(p))
                 for p in sorted(src.rglob("*")) if p.is_file()}
     if zipfile.is_zipfile(src):
-        zf = zipfile.ZipFile(src)  # closed with the process; opened members are read at once
-        return {i.filename: (lambda i=i: iter(lambda f=zf.open(i): f.read(CHUNK), b""))
-                for i in zf.infolist() if not i.is_dir()}
+        zf = zipfile.ZipFile(src)  # stays open while its members are copied; closed when collected
+        return {i.filename: (lambda i=i: _zip_chunks(zf, i)) for i in zf.infolist() if not i.is_dir()}
     return {name or src.name: lambda: _file_chunks(src)}
+
+
+def _zip_chunks(zf: zipfile.ZipFile, info: zipfile.ZipInfo):
+    with zf.open(info) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def _file_chunks(path: Path):
@@ -180,16 +185,15 @@ def _file_chunks(path: Path):
 def _install_files(ds, root: Path, members: dict, src: str) -> None:
     for slot in _slots_to_get(ds, root):
         errors = []
-        for form in slot:
-            base = form.path.rsplit("/", 1)[1]
-            accepted = {f.sha256 for f in slot if f.path == form.path}
+        for path in dict.fromkeys(f.path for f in slot):  # e.g. MNIST: the IDX file or its .gz
+            base, accepted = path.rsplit("/", 1)[1], {f.sha256 for f in slot if f.path == path}
             for member in (m for m in members if m.rsplit("/", 1)[-1] == base):
                 try:  # archives often hold a file twice (e.g. Kaggle's); the first that verifies wins
-                    write_verified(members[member](), root / form.path, accepted, f"{src}: {member}")
+                    write_verified(members[member](), root / path, accepted, f"{src}: {member}")
                     break
                 except DataError as e:
                     errors.append(str(e))
-            if (root / form.path).is_file():
+            if (root / path).is_file():
                 break
         else:
             names = " or ".join(sorted({f.path.rsplit('/', 1)[1] for f in slot}))
