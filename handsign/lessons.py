@@ -57,7 +57,8 @@ def summary_line(number, n_total: int, s: dict) -> str:
 def deploy_line(n_total: int, dep: dict) -> str:
     model = f"bundled {dep['bundled']} model" if dep.get("bundled") else "stage-4 model"
     if dep["n_known"]:
-        return (f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} {dep['source']} pictures, "
+        pictures = "digits drawn here" if dep["source"] == "made" else "Sign-MNIST test pictures"
+        return (f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} {pictures}, "
                 f"{dep['n_correct']} of {dep['n_known']} right")
     return f"stage {n_total}/{n_total} deployment: {model} on {dep['n_images']} given pictures (truth unknown)"
 

@@ -210,6 +210,8 @@ def _deploy(dep: dict, doc: dict) -> str:
                      f'{_img(p["model_input"], "what the model sees", "seen", "")}<figcaption>what the model sees'
                      f'</figcaption></figure></div><p class="pred">predicted <b>{_e(p["label"])}</b> {verdict}</p>'
                      f'<table>{bars}</table><p class="src">{_e(p["source"])}</p></div>')
+    which = f"bundled {_e(dep['bundled'])}" if dep.get("bundled") else "stage-4"  # bundled: no data to train on
+    labels = "digits" if dep.get("bundled") == "mnist" else "letters"
     if dep["source"] == "made":
         where = ("There is no data set here to train a model on or to take test pictures from, so the bundled "
                  "digit model (<code>handsign/bundled/mnist</code>) was asked about digits drawn here. "
@@ -227,9 +229,9 @@ def _deploy(dep: dict, doc: dict) -> str:
     return f"""
 <section id="stage-{dep['number']}">{_quick(doc)}
 <h2>Stage {dep['number']}: Deploying the model on new images <small>model <code>{_e(dep['model'])}</code></small></h2>
-<p class="lead">The course ends by loading the saved model and asking it about new pictures. Here the stage-4
+<p class="lead">The course ends by loading the saved model and asking it about new pictures. Here the {which}
 model is loaded from its file with <code>handsign.predict.Predictor</code>, each image goes through the same
-preprocessing as the training data, and the model answers with its top-{dep['top_k']} letters. {where}</p>
+preprocessing as the training data, and the model answers with its top-{dep['top_k']} {labels}. {where}</p>
 <div class="cards">{''.join(cards)}</div>
 </section>"""
 
@@ -296,9 +298,12 @@ def _summary(doc: dict) -> str:
     rows = "".join(_summary_row(s) for s in doc["stages"])
     needs = ""
     if doc.get("needs_data"):
-        needs = ('<div class="verdict v-needs-data"><b>Some stages need data that is not here.</b> '
-                 + " ".join(f"{_e(n['text'])}." for n in doc["needs_data"])
-                 + " <code>handsign data</code> shows every data set; <code>handsign data fetch</code> gets them.</div>")
+        needs = ('<div class="verdict v-needs-data"><b>Some stages need data that is not here.</b><ul>'
+                 + "".join(f"<li><b>{_e(n['title'])}</b>: <code>{_e(n['where'])}</code> lacks "
+                           f"{_e(', '.join(n['lacking']))}; get it: <code>{_e(n['how'])}</code></li>"
+                           for n in doc["needs_data"])
+                 + "</ul><code>handsign data</code> shows every data set; <code>handsign data fetch</code> gets "
+                   "them.</div>")
     return f"""
 <section id="summary">{_quick(doc)}
 <h2>Summary</h2>

@@ -348,9 +348,11 @@ def deploy_bundled(out: Path, image_paths: list[Path], top_k: int) -> dict:
     from handsign.predict import resolve_model
 
     if image_paths:
-        return {**deploy(resolve_model("asl"), out, image_paths, None, 0, top_k, 0), "bundled": "asl"}
+        return {**deploy(resolve_model("asl"), out, image_paths, None, 0, top_k, 0), "bundled": "asl",
+                "model": "handsign/bundled/asl.safetensors"}
     made = draw_digits(out / "deploy" / "drawn")
     dep = deploy(resolve_model("mnist"), out, [p for p, _ in made], None, 0, top_k, 0)
+    dep["model"] = "handsign/bundled/mnist.safetensors"  # where it is in the package, not on this machine
     for row, (_, digit) in zip(dep["predictions"], made):  # deploy() saw them as given files: add the truth
         row.update(true=digit, correct=row["label"] == digit, source=f"the digit {digit}, drawn here in Pillow's font")
     known = dep["predictions"]
@@ -400,13 +402,14 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
         if _dataset(recipe) in missing:
             stage = _needs_data_stage(recipe, missing[_dataset(recipe)])
         else:
+            log(f"== {f'stage {number}/{n_total}' if number else 'fast recipe'}: {recipe} (training; its log: "
+                f"{out / 'runs' / recipe / 'train.log'})")
             stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides(recipe), seed=seed, device=device,
                               threads=threads, asl=asl, log=_run_log(out, recipe), show_progress=show_progress)
         log(summary_line(number, n_total, stage))
         return stage
 
     for number, recipe in enumerate(COURSE_STAGES, 1):
-        log(f"== stage {number}/{n_total}: {recipe}")
         stage = stage_or_skip(recipe, recipe != "course-mnist-mlp", number)
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
@@ -417,7 +420,6 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
             stage["images"]["augment"] = "augment-preview.png"
         doc["stages"].append(stage)
 
-    log(f"== stage {n_total}/{n_total}: deployment")
     model_path = out / "runs" / COURSE_STAGES[-1] / "best.safetensors"
     if model_path.is_file():
         dep = deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)
@@ -428,7 +430,6 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
 
     runs = []
     for recipe in fast:
-        log(f"== fast recipe: {recipe}")
         runs.append(stage_or_skip(recipe, False))
     aug = doc["stages"][-1]
     doc["fast"] = {"recipes": runs, "course_recipe": aug["recipe"], "course": COURSE_FIGURES[aug["recipe"]],

@@ -284,7 +284,7 @@ def test_cli_no_data_still_deploys_and_exits_0(tmp_path):
     assert "handsign data fetch mnist" in r.stdout and "sign_mnist_train.csv" in r.stdout
     for n in range(1, 5):
         assert any(line.startswith(f"stage {n}/5 ") and "skipped: needs data" in line for line in lines)
-    assert any(line.startswith("stage 5/5 deployment: bundled mnist model on 10 made pictures") for line in lines)
+    assert any(line.startswith("stage 5/5 deployment: bundled mnist model on 10 digits drawn here") for line in lines)
     assert lines[-3:] == [s for s in lines[-3:] if s.startswith("  handsign ")]  # three next steps
     doc = json.loads((out / "report.json").read_text())
     assert [s["needs_data"]["dataset"] for s in doc["stages"]] == ["mnist", "sign_mnist", "sign_mnist", "sign_mnist"]
