@@ -49,6 +49,25 @@ def run(recipe: str, overrides: dict, seed: int, data_dir: str, threads: int) ->
             "diagnosis": r.diagnosis["verdict"], "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
+def summary(rows: list[dict]) -> str:
+    """One Markdown row per (recipe, limit, epochs): every seed's last-epoch train / test and diagnosis."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["recipe"], r["limit"], r["epochs"]), []).append(r)
+    lines = ["| recipe | limit | epochs | seeds | last epoch: train % | last epoch: test % | best epoch: test % | "
+             "diagnosis (last epoch) | seconds (1 thread, busy machine) |", "|---|---|---|---|---|---|---|---|---|"]
+    for (recipe, limit, epochs), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+
+        def col(get):
+            return ", ".join(str(get(r)) for r in rs)
+        lines.append(f"| {recipe} | {limit or 'all'} | {epochs} | {col(lambda r: r['seed'])} | "
+                     f"{col(lambda r: r['last']['train'])} | {col(lambda r: r['last']['test'])} | "
+                     f"{col(lambda r: r['best']['test'])} | {col(lambda r: r['diagnosis'])} | "
+                     f"{col(lambda r: round(r['seconds']))} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data-dir", default=None)
@@ -58,9 +77,18 @@ def main(argv=None) -> int:
                    '\'{"limit": 0, "epochs": 3}\'')
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="benchmarks/results/quick-settings.json")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="add the rows of these files to --json (runs made "
+                   "in parallel into other files), write the Markdown summary, and stop")
     a = p.parse_args(argv)
     path = Path(a.json)
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
+    if a.merge:
+        for extra in a.merge:
+            rows += json.loads(Path(extra).read_text())["rows"]
+        path.write_text(json.dumps({"note": __doc__.strip().splitlines()[0], "rows": rows}, indent=1))
+        path.with_suffix(".md").write_text(summary(rows))
+        print(summary(rows))
+        return 0
     for recipe in a.only:
         for cand in [a.candidate] if a.candidate else CANDIDATES[recipe]:
             for seed in a.seeds:
