@@ -6,6 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+# what the full recipes measured (benchmarks/results/course-recipes.json, seed 0; fast-asl:
+# fast-recipes-seeds.json), said next to a lesson that a quick run does not show
+FULL_SIZE = [
+    "at full size (seed 0) train 99.99 % vs test 80.44 %: overfitting",
+    "at full size (seed 0) 97.53 % vs 80.44 %",
+    "at full size (seed 0) 98.51 % vs 97.53 % at the best epochs, but 97.23 % vs 97.50 % at the last ones: "
+    "augmentation pays off over many epochs and is within seed noise of the plain CNN",
+    "at full size fast-asl reaches 99.50-99.68 % (3 seeds) vs 97.53 % and 98.51 %",
+]
+
+
 def lessons(doc: dict) -> list[dict]:
     """The course's four lessons, checked on this run's numbers: holds True / False, or None (no data)."""
     by = {s["recipe"]: s for s in doc["stages"] + doc["fast"]["recipes"]}
@@ -19,24 +30,25 @@ def lessons(doc: dict) -> list[dict]:
     checks = [
         ("The perceptron overfits the ASL letters (stage 2 is diagnosed as overfitting: train far above test)",
          None if mlp is None else mlp_stage["diagnosis"]["verdict"] == "overfitting",
-         None if mlp is None else f"stage 2: {mlp_stage['diagnosis']['text'].split(':', 1)[1].split('.')[0].strip()} "
-                                  f"-> {mlp_stage['diagnosis']['verdict']}"),
+         None if mlp is None else f"last epoch: train {mlp_stage['last']['train']:.2f} % vs test "
+                                  f"{mlp_stage['last']['test']:.2f} %, {mlp_stage['diagnosis']['verdict']}"),
         ("The CNN beats the perceptron on the test file (stage 3 above stage 2)",
          None if None in (mlp, cnn) else cnn > mlp, None if None in (mlp, cnn) else f"{cnn:.2f} % vs {mlp:.2f} %"),
         ("Augmentation is no worse than the plain CNN on the test file (stage 4 at least stage 3)",
          None if None in (cnn, aug) else aug >= cnn, None if None in (cnn, aug) else f"{aug:.2f} % vs {cnn:.2f} %"),
-        ("handsign's fast-asl recipe beats the course's CNN with augmentation (stage 4)",
-         None if None in (aug, fast) else fast > aug, None if None in (aug, fast) else f"{fast:.2f} % vs {aug:.2f} %"),
+        ("handsign's fast-asl recipe beats the course's CNNs (stages 3 and 4)",
+         None if None in (cnn, aug, fast) else fast > max(cnn, aug),
+         None if None in (cnn, aug, fast) else f"{fast:.2f} % vs {cnn:.2f} % and {aug:.2f} %"),
     ]
     out = []
-    for text, holds, numbers in checks:
+    for (text, holds, numbers), full in zip(checks, FULL_SIZE):
         if holds is None:
             note = "not checked: a stage it needs had no data"
         elif holds:
             note = "shows in this run"
         else:
-            note = ("does NOT show in this run" + (": quick mode trains on a subset for a few epochs; the full "
-                    "recipes (handsign reproduce without --quick) show it" if doc["quick"] else ""))
+            note = "does NOT show in this run" + (f": quick mode trains on a subset for a few epochs; {full}"
+                                                  if doc["quick"] else "")
         out.append({"lesson": text, "holds": holds, "numbers": numbers, "note": note})
     return out
 

@@ -317,3 +317,23 @@ def test_cli_help_lists_reproduce():
     assert r.returncode == 0
     for flag in ("--quick", "--data-dir", "--images", "--out"):
         assert flag in r.stdout
+
+
+def test_lessons_say_plainly_which_do_not_show():
+    from handsign.lessons import lessons
+
+    def stage(recipe, test, verdict="good-fit", train=99.0):
+        return {"recipe": recipe, "accuracy": {"test": test}, "last": {"train": train, "test": test},
+                "diagnosis": {"verdict": verdict}}
+
+    doc = {"quick": True, "stages": [stage("course-asl-mlp", 72.0, "overfitting", 93.5), stage("course-asl-cnn", 97.0),
+                                     stage("course-asl-cnn-aug", 93.0)],
+           "fast": {"recipes": [stage("fast-asl", 98.0)]}}
+    got = lessons(doc)
+    assert [x["holds"] for x in got] == [True, True, False, True]
+    assert got[0]["numbers"] == "last epoch: train 93.50 % vs test 72.00 %, overfitting"
+    assert got[2]["numbers"] == "93.00 % vs 97.00 %" and got[2]["note"].startswith("does NOT show in this run: quick")
+    assert "98.51 % vs 97.53 %" in got[2]["note"]
+    doc["stages"][2] = {"recipe": "course-asl-cnn-aug", "needs_data": {}}
+    got = lessons(doc)
+    assert [x["holds"] for x in got] == [True, True, None, None] and "no data" in got[3]["note"]
