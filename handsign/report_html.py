@@ -288,10 +288,10 @@ def _lessons(doc: dict) -> str:
         return ""
     mark = {True: '<span class="lesson-yes">shows</span>', False: '<span class="lesson-no">does not show</span>',
             None: "not checked"}
-    rows = "".join(f'<tr><td>{_e(x["lesson"])}</td><td>{mark[x["holds"]]}</td><td class="n">{_e(x["numbers"] or "-")}'
+    rows = "".join(f'<tr><td style="width:30%">{_e(x["lesson"])}</td><td>{mark[x["holds"]]}</td><td>{_e(x["numbers"] or "-")}'
                    f'</td><td>{_e(x["note"])}</td></tr>' for x in doc["lessons"])
     return (f'<h3>The course\'s lessons, checked on this run</h3><table><tr><th>lesson</th><th>here</th>'
-            f'<th class="n">numbers (test file)</th><th>note</th></tr>{rows}</table>')
+            f'<th>numbers (test file)</th><th>note</th></tr>{rows}</table>')
 
 
 def _summary(doc: dict) -> str:
