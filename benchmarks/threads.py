@@ -51,11 +51,30 @@ def throughput(model_name: str, batch: int, threads: int, seconds: float) -> tup
     return images / (time.perf_counter() - start), n
 
 
+def render_md(doc: dict) -> str:
+    """The Markdown table of a results document (also: python -c 'from threads import render_md ...')."""
+    rows = doc["rows"]
+    lines = ["| model, batch | condition | threads | img/s (median) | runs | other work on the cores | load avg |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        t = f"default ({r['chosen']})" if r["threads"] == "default" else str(r["threads"])
+        lines.append(f"| {r['model']}, {r['batch']} | {r['condition']} | {t} | {r['img_per_s']:,} | "
+                     f"{', '.join(f'{x:,}' for x in r['runs'])} | {r['other_busy_cores']:.2f} cores | "
+                     f"{', '.join(map(str, r['load_avg']))} |")
+    m = doc["machine"]
+    head = [f"`python benchmarks/threads.py --seconds {doc['seconds_per_run']:g} --repeats {doc['repeats']}`: "
+            f"handsign's training step on synthetic 28x28 images, {m['cpus']} CPUs, torch {m['torch']}. 'busy' = "
+            "one `while True: pass` process of ours beside it; 'other work' = cores other people's processes kept "
+            "busy just before the row (our own busy process not counted).", ""]
+    return "\n".join(head + ([doc["note"], ""] if doc.get("note") else []) + lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results/threads")
+    p.add_argument("--note", default="", help="what else ran on the machine, for the record")
     a = p.parse_args(argv)
     cpus = os.sched_getaffinity(0)
     rows = []
@@ -78,18 +97,11 @@ def main(argv=None) -> int:
             if hog:
                 hog.kill()
                 hog.wait()
-    doc = {"machine": {"cpus": len(cpus), "platform": platform.platform(), "torch": torch.__version__},
+    doc = {"note": a.note, "machine": {"cpus": len(cpus), "platform": platform.platform(), "torch": torch.__version__},
            "seconds_per_run": a.seconds, "repeats": a.repeats, "rows": rows}
     Path(a.out + ".json").write_text(json.dumps(doc, indent=1))
-    lines = ["| model, batch | condition | threads | img/s (median) | runs | other work on the cores | load avg |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        t = f"default ({r['chosen']})" if r["threads"] == "default" else str(r["threads"])
-        lines.append(f"| {r['model']}, {r['batch']} | {r['condition']} | {t} | {r['img_per_s']:,} | "
-                     f"{', '.join(f'{x:,}' for x in r['runs'])} | {r['other_busy_cores']:.2f} cores | "
-                     f"{', '.join(map(str, r['load_avg']))} |")
-    Path(a.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    Path(a.out + ".md").write_text(render_md(doc))
+    print(render_md(doc))
     return 0
 
 
