@@ -276,6 +276,9 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         history = meta["train_state"]["history"]
         start_epoch = meta["train_state"]["epoch"] + 1
         best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
+        if threads_note and meta["train_state"].get("threads"):  # same threads, same float sums: exact resume
+            torch.set_num_threads(meta["train_state"]["threads"])
+            threads_note = f"threads: {meta['train_state']['threads']} (as the run being resumed; --threads N overrides)"
     net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
     if distributed.is_main():  # only rank 0 writes into the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,7 +312,8 @@ def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None 
         opt_tensors, opt_info = optimizer_state_to_tensors(optimizer)
         metrics = history[-1] if history else {}
         save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
-            "epoch": epoch, "history": history, "optimizer": opt_info}), opt_tensors)
+            "epoch": epoch, "history": history, "optimizer": opt_info, "threads": torch.get_num_threads()}),
+            opt_tensors)
 
     if not history:
         save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time

@@ -37,3 +37,30 @@ def test_busy_cores_subtracts_our_own_cpu_time(monkeypatch):
     monkeypatch.setattr(runtime.time, "process_time", lambda: next(clock))
     monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
     assert runtime.busy_cores({0, 1}, window=0.25) == pytest.approx(1.0)
+
+
+def test_default_threads_are_logged_recorded_and_kept_on_resume(tmp_path, monkeypatch):
+    """--threads 0 picks a count at the start (logged); a resumed run uses the count recorded in
+    last.safetensors, so its float sums, and metrics, are those of an uninterrupted run."""
+    from conftest import make_sign_mnist
+    from handsign import train as train_mod
+    from handsign.checkpoint import read_metadata
+    from handsign.config import make_config
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    data, run = make_sign_mnist(tmp_path / "data", n_train=240, n_test=48), tmp_path / "run"
+    try:
+        monkeypatch.setattr(train_mod, "choose_threads", lambda flop: (1, "test: 1 free"))
+        lines = []
+        train_mod.train(make_config("course-asl-mlp", epochs=1, data_dir=str(data), out=str(run)),
+                        log=lines.append, show_progress=False)
+        assert "threads: 1 (test: 1 free; --threads N overrides)" in lines
+        assert read_metadata(run / "last.safetensors")["train_state"]["threads"] == 1
+        monkeypatch.setattr(train_mod, "choose_threads", lambda flop: (2, "test: 2 free"))
+        lines = []
+        train_mod.train(resume=run, epochs=2, log=lines.append, show_progress=False)
+        assert "threads: 1 (as the run being resumed; --threads N overrides)" in lines
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
