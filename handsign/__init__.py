@@ -2,7 +2,8 @@
 
 The Python API mirrors the CLI verbs, one module each: ``handsign.train.train``,
 ``handsign.evaluate.evaluate``, ``handsign.predict.predict``, ``handsign.export.export``,
-``handsign.reproduce.reproduce``, ``handsign.serve.serve``. The names below are re-exported lazily
+``handsign.reproduce.reproduce``, ``handsign.serve.serve``, ``handsign.datasets.status`` (`handsign data`),
+``handsign.fetch.fetch`` (`handsign data fetch`). The names below are re-exported lazily
 (verbs whose module has the same name are not, since ``import handsign.train`` would replace the
 function by the module). Heavy modules (torch) are imported lazily so that ``import handsign`` stays cheap and the
 deploy path (ONNX Runtime + Pillow + NumPy) never imports torch.

@@ -393,7 +393,48 @@ def cmd_photo_eval(a) -> int:
     return 0
 
 
-COMMANDS = [_add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
+def _add_data(sub):
+    p = sub.add_parser("data", help="the data sets: where handsign looks, verified or missing; 'data fetch' gets them",
+                       description="Show every data set handsign knows (MNIST, Sign Language MNIST, the ASL photos): "
+                       "where it is looked for, whether it is there and matches its published sha256, and how to "
+                       "get it. 'handsign data fetch [NAME...]' downloads and verifies them.")
+    p.add_argument("--data-dir", help="data root (default $HANDSIGN_DATA or ./data)")
+    p.add_argument("--no-verify", action="store_true", help="only look for the files (skip the sha256 checks)")
+    p.add_argument("--json", action="store_true", help="print one JSON list")
+    p.set_defaults(func=cmd_data)
+    fetch = p.add_subparsers(dest="data_command", metavar="fetch").add_parser(
+        "fetch", help="download and verify data sets",
+        description="Download data sets into DATA with a progress bar, verify each file's sha256 and only then "
+        "rename it into place (a bad or truncated download is refused and removed). MNIST comes from "
+        "torchvision's mirrors; Sign Language MNIST through kagglehub when it is installed and set up, or from "
+        "--from/--url; the ASL photos from --from/--url. Without NAME: mnist and sign_mnist.")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="mnist, sign_mnist, asl_photos")
+    # SUPPRESS: without it this parser's default would overwrite a --data-dir given before 'fetch'
+    fetch.add_argument("--data-dir", default=argparse.SUPPRESS, help="data root (default $HANDSIGN_DATA or ./data)")
+    fetch.add_argument("--from", dest="source", metavar="PATH", help="a zip, folder or file that holds the data set")
+    fetch.add_argument("--url", help="download the data set (a zip or the file itself) from URL")
+    fetch.add_argument("--mirror", action="append", metavar="URL", help="base URL for MNIST's files "
+                       "(repeat; default: torchvision's mirrors)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.set_defaults(func=cmd_data_fetch)
+
+
+def cmd_data(a) -> int:
+    from handsign.datasets import format_status, status
+
+    rows = status(a.data_dir, verify=not a.no_verify)
+    print(json.dumps(rows) if a.json else format_status(rows, a.data_dir))
+    return 0
+
+
+def cmd_data_fetch(a) -> int:
+    from handsign.fetch import fetch
+
+    fetch(a.names, a.data_dir, source=a.source, url=a.url, mirrors=a.mirror, progress=not a.quiet)
+    return 0
+
+
+COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
             _add_export, _add_import_course_model, _add_bundle, _add_serve, _add_photo_eval]
 
 
@@ -411,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # extra that provides a module a command may need: a missing one is a one-line hint, not a traceback
 EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "onnx": "onnx",
-            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "uvicorn": "serve"}
+            "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "fastapi_offline": "serve", "uvicorn": "serve"}
 
 
 def main(argv=None) -> int:

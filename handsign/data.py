@@ -62,6 +62,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HANDSIGN_CACHE") or Path.home() / ".cache" / "handsign")
 
 
+def _require(name: str, root: Path) -> None:
+    """DataError saying what is missing and how to get it (handsign.datasets knows every data set)."""
+    from handsign.datasets import require
+
+    require([name], root)
+
+
 # ---------------------------------------------------------------- MNIST (IDX files)
 
 def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
@@ -87,27 +94,11 @@ def _find_mnist_file(raw_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def _download_mnist(root: Path) -> None:
-    """Fetch MNIST with torchvision's downloader (mirrors, md5 checks); DataError if offline."""
-    try:
-        from torchvision.datasets import MNIST
-
-        MNIST(str(root), train=True, download=True)
-        MNIST(str(root), train=False, download=True)
-    except Exception as e:
-        names = ", ".join(f"{s}.gz" for pair in MNIST_FILES.values() for s in pair)
-        raise DataError(
-            f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded ({type(e).__name__}). "
-            f"Put {names} (from https://ossci-datasets.s3.amazonaws.com/mnist/) in {root / 'MNIST' / 'raw'}, "
-            f"or pass --data-dir / set HANDSIGN_DATA to the folder that holds MNIST/raw"
-        ) from None
-
-
 def load_mnist(root: Path, split: str) -> Dataset:
     raw_dir = root / "MNIST" / "raw"
     img_stem, lbl_stem = MNIST_FILES[split]
     if _find_mnist_file(raw_dir, img_stem) is None or _find_mnist_file(raw_dir, lbl_stem) is None:
-        _download_mnist(root)
+        _require("mnist", root)  # no download behind the user's back: `handsign data fetch mnist` does it
     img_path, lbl_path = _find_mnist_file(raw_dir, img_stem), _find_mnist_file(raw_dir, lbl_stem)
     images = _read_idx(img_path, 0x00000803, 3)  # (N, 28, 28) uint8
     labels = _read_idx(lbl_path, 0x00000801, 1)  # (N,) uint8
@@ -278,11 +269,7 @@ def sign_mnist_path(root: Path, split: str) -> Path:
 def load_sign_mnist(root: Path, split: str, label_scheme: str = "auto") -> Dataset:
     path = sign_mnist_path(root, split)
     if not path.is_file():
-        raise DataError(
-            f"Sign Language MNIST not found: {path} does not exist. Download the data set from "
-            f"{SIGN_MNIST_KAGGLE_URL} (free Kaggle account), unzip it and put sign_mnist_train.csv and "
-            f"sign_mnist_test.csv in {root / 'sign_mnist'}/ (or pass --data-dir / set HANDSIGN_DATA)"
-        )
+        _require("sign_mnist", root)
     raw_labels, pixels = read_sign_mnist_csv(path)
     labels = map_sign_labels(raw_labels, str(path), label_scheme)
     images = torch.from_numpy(pixels).reshape(-1, 1, 28, 28)

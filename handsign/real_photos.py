@@ -24,7 +24,7 @@ WHY = ("The course's CNN learned Sign-MNIST's pixels: one plain background, a fe
 
 
 def real_photos(course_model: Path, out: Path, data_dir, holdout: str = "hand3", epochs: int = 150,
-                seed: int = 0, log=print) -> dict | None:
+                seed: int = 0, every: int = 1, log=print) -> dict | None:
     """{"rows": [...], "course_correct", "landmarks_correct", ...}, or None when the photos or the hands
     extra are missing (then `reason` says which)."""
     from PIL import Image
@@ -43,7 +43,7 @@ def real_photos(course_model: Path, out: Path, data_dir, holdout: str = "hand3",
     if not landmarks.available():
         return {"skipped": f"needs hand landmarks: {landmarks.INSTALL_HINT}"}
     run = out / "runs" / "hands-asl"
-    train_hands(HandsConfig(photos=str(root), holdout=holdout, epochs=epochs, seed=seed, out=str(run)),
+    train_hands(HandsConfig(photos=str(root), holdout=holdout, epochs=epochs, seed=seed, every=every, out=str(run)),
                 log=lambda *a: None, lopo=False)
     course = Predictor.load(course_model, backend="torch")
     hands = Predictor.load(run, backend="torch")

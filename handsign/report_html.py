@@ -43,6 +43,9 @@ table.acc th .src { font-weight: normal; }
 .v-overfitting { border-color: #e08a1e; background: #fdf3e6; }
 .v-underfitting { border-color: #3f7fd1; background: #eaf2fc; }
 .v-unstable { border-color: #d23f3f; background: #fbecec; }
+.v-needs-data { border-color: #8a6d00; background: #fff8e0; }
+.lesson-yes { color: #2e7d32; font-weight: 600; }
+.lesson-no { color: #c62828; font-weight: 600; }
 .compare { color: var(--muted); font-style: italic; }
 .chips { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; padding: 0; list-style: none; }
 .chips li { background: #fff; border: 1px solid var(--line); border-radius: 14px; padding: 2px 10px; font-size: .88rem; }
@@ -154,7 +157,22 @@ def _asl_parts(s: dict) -> str:
     return out
 
 
+def _needs_data(s: dict, doc: dict, number) -> str:
+    n = s["needs_data"]
+    return f"""
+<section id="stage-{number}">{_quick(doc)}
+<h2>Stage {number}: {_e(s['title'])} <small>recipe <code>{_e(s['recipe'])}</code></small></h2>
+<p class="lead">{_e(s['intro'])}</p>
+<div class="verdict v-needs-data"><b>Needs data: {_e(n['title'])}.</b> It is looked for in <code>{_e(n['where'])}</code>
+(<code>--data-dir</code>, else <code>$HANDSIGN_DATA</code>, else <code>./data</code>), which lacks
+{_e(', '.join(n['lacking']))}. Get it: <code>{_e(n['how'])}</code>; <code>handsign data</code> shows every data set.
+Then run this command again.</div>
+</section>"""
+
+
 def _stage(s: dict, doc: dict) -> str:
+    if "needs_data" in s:
+        return _needs_data(s, doc, s["number"])
     d = s["diagnosis"]
     aug = ""
     if "augment" in s["images"]:
@@ -171,7 +189,8 @@ def _stage(s: dict, doc: dict) -> str:
 <h3>Accuracy</h3>{_accuracy_table(s)}{compare}
 <h3>Settings</h3>{_config_table(s['config'])}
 <h3>Learning curves</h3>{_img(s['images']['curves'], 'learning curves')}{_history(s)}
-<div class="verdict v-{_e(d.get('verdict'))}"><b>Diagnosis.</b> {_e(d.get('text'))}</div>
+<div class="verdict v-{_e(d.get('verdict'))}"><b>Diagnosis (of the last epoch, {_e(s['last']['epoch'])}; the
+best epoch's numbers are in the first column above).</b> {_e(d.get('text'))}</div>
 {_asl_parts(s)}{aug}
 </section>"""
 
@@ -191,7 +210,17 @@ def _deploy(dep: dict, doc: dict) -> str:
                      f'{_img(p["model_input"], "what the model sees", "seen", "")}<figcaption>what the model sees'
                      f'</figcaption></figure></div><p class="pred">predicted <b>{_e(p["label"])}</b> {verdict}</p>'
                      f'<table>{bars}</table><p class="src">{_e(p["source"])}</p></div>')
-    if dep["source"] == "rendered":
+    which = f"bundled {_e(dep['bundled'])}" if dep.get("bundled") else "stage-4"  # bundled: no data to train on
+    labels = "digits" if dep.get("bundled") == "mnist" else "letters"
+    if dep["source"] == "made":
+        where = ("There is no data set here to train a model on or to take test pictures from, so the bundled "
+                 "digit model (<code>handsign/bundled/mnist</code>) was asked about digits drawn here. "
+                 f"It got {dep['n_correct']} of {dep['n_known']} right. (The bundled ASL letter model needs "
+                 "pictures of hands: try <code>handsign predict your-photo.jpg</code> or <code>handsign serve</code>.)")
+    elif dep.get("bundled"):
+        where = ("These are the images given with <code>--images</code>, asked of the bundled ASL model (no data "
+                 "set here to train the stage-4 model); their true letters are not known.")
+    elif dep["source"] == "rendered":
         where = ("No images were given (<code>--images</code>), so these were rendered from the Sign-MNIST test "
                  "file and enlarged to the size of the course's photos. "
                  f"The model got {dep['n_correct']} of {dep['n_known']} right.")
@@ -200,9 +229,9 @@ def _deploy(dep: dict, doc: dict) -> str:
     return f"""
 <section id="stage-{dep['number']}">{_quick(doc)}
 <h2>Stage {dep['number']}: Deploying the model on new images <small>model <code>{_e(dep['model'])}</code></small></h2>
-<p class="lead">The course ends by loading the saved model and asking it about new pictures. Here the stage-4
+<p class="lead">The course ends by loading the saved model and asking it about new pictures. Here the {which}
 model is loaded from its file with <code>handsign.predict.Predictor</code>, each image goes through the same
-preprocessing as the training data, and the model answers with its top-{dep['top_k']} letters. {where}</p>
+preprocessing as the training data, and the model answers with its top-{dep['top_k']} {labels}. {where}</p>
 <div class="cards">{''.join(cards)}</div>
 {_real_photos(dep.get("real"))}
 </section>"""
@@ -234,12 +263,17 @@ trained on the other four people's photos (<code>{_e(real['landmark_model'])}</c
 
 def _fast(doc: dict) -> str:
     f = doc["fast"]
+    course = next(s for s in doc["stages"] if s["recipe"] == f["course_recipe"])
+    ran = [s for s in [course] + f["recipes"] if "needs_data" not in s]
+    skipped = "".join(f'<div class="verdict v-needs-data"><code>{_e(s["recipe"])}</code>: {_e(s["needs_data"]["text"])}'
+                      f'</div>' for s in [course] + f["recipes"] if "needs_data" in s)
     if not f["recipes"]:
         body = f"<p>{_e(f['note'])}</p>"
+    elif not ran:
+        body = skipped
     else:
-        course = next(s for s in doc["stages"] if s["recipe"] == f["course_recipe"])
         rows = [(f"course figure ({_e(f['course']['text'])})", "-", "-", None, None, "-", None)]
-        for s in [course] + f["recipes"]:
+        for s in ran:
             a = s["accuracy"]
             rows.append((f"<code>{_e(s['recipe'])}</code> &mdash; {_e(s['description'])}", s["epochs_run"],
                          f"{s['seconds']:.1f}", a["train"], a["valid"], s["parameters"], a["test"]))
@@ -251,7 +285,8 @@ def _fast(doc: dict) -> str:
                 f'<th class="n">train</th><th class="n">valid</th><th class="n">parameters</th>'
                 f'<th class="n">test</th></tr>{trs}</table>'
                 + "".join(f'<div class="verdict v-{_e(s["diagnosis"].get("verdict"))}"><code>{_e(s["recipe"])}'
-                          f'</code>: {_e(s["diagnosis"].get("text"))}</div>' for s in f["recipes"]))
+                          f'</code>: {_e(s["diagnosis"].get("text"))}</div>' for s in f["recipes"]
+                          if "needs_data" not in s) + skipped)
     return f"""
 <section id="fast">{_quick(doc)}
 <h2>handsign's fast recipes next to the course</h2>
@@ -260,20 +295,48 @@ Their test accuracy is the number to compare with the course's figure.</p>{body}
 </section>"""
 
 
-def _summary(doc: dict) -> str:
-    rows = "".join(
+def _summary_row(s: dict) -> str:
+    if "needs_data" in s:
+        return (f'<tr><td><a href="#stage-{s["number"]}">{s["number"]}</a></td><td>{_e(s["title"])}</td>'
+                f'<td colspan="3">needs data: {_e(s["needs_data"]["title"])}</td><td>{_e(s["course"]["text"])}</td>'
+                f'<td><span class="verdict v-needs-data" style="padding:1px 6px;margin:0">needs data</span></td></tr>')
+    return (
         f'<tr><td><a href="#stage-{s["number"]}">{s["number"]}</a></td><td>{_e(s["title"])}</td>'
         f'<td class="n">{_pct(s["accuracy"]["train"])}</td><td class="n">{_pct(s["accuracy"]["valid"])}</td>'
         f'<td class="n"><b>{_pct(s["accuracy"]["test"])}</b></td><td>{_e(s["course"]["text"])}</td>'
         f'<td><span class="verdict v-{_e(s["diagnosis"].get("verdict"))}" style="padding:1px 6px;margin:0">'
-        f'{_e(s["diagnosis"].get("verdict"))}</span></td></tr>' for s in doc["stages"])
+        f'{_e(s["diagnosis"].get("verdict"))}</span></td></tr>')
+
+
+def _lessons(doc: dict) -> str:
+    if not doc.get("lessons"):
+        return ""
+    mark = {True: '<span class="lesson-yes">shows</span>', False: '<span class="lesson-no">does not show</span>',
+            None: "not checked"}
+    rows = "".join(f'<tr><td style="width:30%">{_e(x["lesson"])}</td><td>{mark[x["holds"]]}</td><td>{_e(x["numbers"] or "-")}'
+                   f'</td><td>{_e(x["note"])}</td></tr>' for x in doc["lessons"])
+    return (f'<h3>The course\'s lessons, checked on this run</h3><table><tr><th>lesson</th><th>here</th>'
+            f'<th>numbers (test file)</th><th>note</th></tr>{rows}</table>')
+
+
+def _summary(doc: dict) -> str:
+    rows = "".join(_summary_row(s) for s in doc["stages"])
+    needs = ""
+    if doc.get("needs_data"):
+        needs = ('<div class="verdict v-needs-data"><b>Some stages need data that is not here.</b><ul>'
+                 + "".join(f"<li><b>{_e(n['title'])}</b>: <code>{_e(n['where'])}</code> lacks "
+                           f"{_e(', '.join(n['lacking']))}; get it: <code>{_e(n['how'])}</code></li>"
+                           for n in doc["needs_data"])
+                 + "</ul><code>handsign data</code> shows every data set; <code>handsign data fetch</code> gets "
+                   "them.</div>")
     return f"""
 <section id="summary">{_quick(doc)}
 <h2>Summary</h2>
-<p class="lead">Accuracy of each stage's best epoch. The test column is measured on data the model never saw
+<p class="lead">Accuracy of each stage's best epoch (best on the validation split: the model that is kept);
+the diagnosis looks at the last epoch, and each stage below shows both. The test column is measured on data the model never saw
 during training and that was never used to choose anything: compare it with the course's figure.</p>
 <table><tr><th>stage</th><th>what</th><th class="n">train</th><th class="n">valid</th><th class="n">test</th>
-<th>course published</th><th>diagnosis</th></tr>{rows}</table>
+<th>course published</th><th>diagnosis</th></tr>{rows}</table>{needs}{_lessons(doc)}
 </section>"""
 
 

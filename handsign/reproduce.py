@@ -20,9 +20,23 @@ from handsign import __version__
 from handsign.checkpoint import atomic_write_bytes
 from handsign.config import RECIPES, make_config
 from handsign.errors import HandsignError
+from handsign.lessons import deploy_line, lessons, next_steps, summary_line
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
-QUICK = {"limit": 8000, "epochs": 4}  # first N training samples, epochs per stage (~2 min on 2 idle cores)
+# per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2 min on 2 idle
+# cores each lesson points the way it does at full size where it can (benchmarks/quick_settings.py; every
+# seed tried is in benchmarks/results/quick-settings.json). The MLP needs all the data for 5 epochs to reach
+# the >90 % train accuracy that makes its overfitting visible; fast-asl's one-cycle schedule needs ~770
+# steps; augmentation (stage 4) stays below the plain CNN in every quick budget tried, and the report says so.
+QUICK = {
+    "course-mnist-mlp": {"limit": 8000, "epochs": 2},
+    "course-asl-mlp": {"limit": 0, "epochs": 5},
+    "course-asl-cnn": {"limit": 8000, "epochs": 4},
+    "course-asl-cnn-aug": {"limit": 8000, "epochs": 4},
+    "fast-asl": {"limit": 0, "epochs": 4},
+    "fast-mnist": {"limit": 8000, "epochs": 2},
+}
+QUICK_OTHER = {"limit": 8000, "epochs": 4}  # a fast-* recipe not listed above
 COURSE_STAGES = ["course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"]
 
 # what the course published for each stage, in %; the course measured "validation" on the test file
@@ -68,15 +82,35 @@ def _check_out(out: Path) -> None:
         raise HandsignError(f"--out {out}: exists and is not an empty folder; choose a new folder for the report")
 
 
-def _check_data(recipes: list[str], data_dir) -> None:
-    """Load every split the run needs now, so missing data stops it before any training."""
-    from handsign.data import load_dataset
+def _dataset(recipe: str) -> str:
+    return RECIPES[recipe]["settings"].get("dataset", "sign_mnist")
 
-    # Sign-MNIST first: its message is local; a missing MNIST would first try a download
-    datasets = sorted({RECIPES[r]["settings"].get("dataset", "sign_mnist") for r in recipes}, reverse=True)
-    for name in datasets:
+
+def _check_data(recipes: list[str], data_dir) -> dict:
+    """Load every split of the data sets that are there now (a bad file stops the run before any training);
+    returns {name: what is missing and how to get it} for the ones that are not there."""
+    from handsign.data import load_dataset
+    from handsign.datasets import KNOWN, missing_files, resolve_data_dir
+
+    root, missing = resolve_data_dir(data_dir), {}
+    for name in sorted({_dataset(r) for r in recipes}, reverse=True):
+        lacking = missing_files(KNOWN[name], root)
+        if lacking:
+            ds = KNOWN[name]
+            missing[name] = {"dataset": name, "title": ds.title, "where": str(root / ds.folder),
+                             "lacking": lacking, "how": ds.how,
+                             "text": f"needs data: {ds.title} ({root / ds.folder} lacks {', '.join(lacking)}); "
+                                     f"get it: {ds.how}"}
+            continue
         for split in ("train", "test"):
             load_dataset(name, split, data_dir)
+    return missing
+
+
+def _needs_data_stage(recipe: str, need: dict) -> dict:
+    """A stage that could not run: what it would have shown and how to get its data."""
+    return {"recipe": recipe, "description": RECIPES[recipe]["description"], "needs_data": need,
+            "course": COURSE_FIGURES.get(recipe)}
 
 
 def _check_images(images) -> list[Path]:
@@ -106,7 +140,8 @@ def _course_comparison(recipe: str, test_pct, quick: bool) -> str:
 
 def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, device: str, threads: int,
               asl: bool, log, show_progress: bool) -> dict:
-    """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json."""
+    """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json.
+    `log` gets train's own lines (config, epochs); reproduce sends them to the run's train.log."""
     from handsign.checkpoint import load_model, read_metadata
     from handsign.evaluate import evaluate
     from handsign.models import count_parameters
@@ -292,68 +327,145 @@ def _machine(device: str) -> dict:
             "device": str(select_device(device)), "cpu_threads": torch.get_num_threads(), "handsign": __version__}
 
 
+def draw_digits(out_dir: Path, digits: str = "0123456789") -> list[tuple[Path, str]]:
+    """Digits drawn here (dark ink on white, 200x200, Pillow's own font): pictures for the bundled digit
+    model when there is no data set to take test images from."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=150)  # Pillow's bundled TrueType font: the same on every machine
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for d in digits:
+        img = Image.new("L", (200, 200), 255)
+        ImageDraw.Draw(img).text((100, 100), d, fill=0, font=font, anchor="mm", stroke_width=2, stroke_fill=0)
+        path = out_dir / f"drawn-{d}.png"
+        img.save(path)
+        made.append((path, d))
+    return made
+
+
+def deploy_bundled(out: Path, image_paths: list[Path], top_k: int) -> dict:
+    """Stage 5 with no trained stage-4 model (no data): the bundled models, on given images (asl) or on
+    digits drawn here (mnist), through the same deploy() as a full run."""
+    from handsign.predict import resolve_model
+
+    if image_paths:
+        return {**deploy(resolve_model("asl"), out, image_paths, None, 0, top_k, 0), "bundled": "asl",
+                "model": "handsign/bundled/asl.safetensors"}
+    made = draw_digits(out / "deploy" / "drawn")
+    dep = deploy(resolve_model("mnist"), out, [p for p, _ in made], None, 0, top_k, 0)
+    dep["model"] = "handsign/bundled/mnist.safetensors"  # where it is in the package, not on this machine
+    for row, (_, digit) in zip(dep["predictions"], made):  # deploy() saw them as given files: add the truth
+        row.update(true=digit, correct=row["label"] == digit, source=f"the digit {digit}, drawn here in Pillow's font")
+    known = dep["predictions"]
+    return {**dep, "source": "made", "bundled": "mnist", "n_known": len(known),
+            "n_correct": sum(r["correct"] for r in known)}
+
+
 def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int = 0, device: str = "auto",
               threads: int = 0, limit: int | None = None, epochs: int | None = None, n_samples: int = 6,
               top_k: int = 3, log=print, show_progress: bool = False) -> dict:
     """Run the course's stages (+ fast-* recipes), write out/report.json and out/report.html.
 
-    quick: train on the first QUICK["limit"] samples for QUICK["epochs"] epochs per stage.
+    quick: each stage trains on QUICK[recipe]'s subset for its epochs.
     limit, epochs: explicit overrides for every stage (for tests); they also mark the run as quick.
     images: files/folders/globs to predict in stage 5; None renders a few Sign-MNIST test images.
+    A stage whose data set is missing is skipped and marked "needs data" (with how to get it); stage 5
+    then runs on the bundled models, so a machine with no data still gets a report (and exit 0).
     """
     from handsign.report_html import render
 
     t_start = time.perf_counter()
     out = Path(out)
-    overrides = dict(QUICK) if quick else {}
-    if limit is not None:
-        overrides["limit"] = limit
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    quick = bool(overrides)
     fast = [name for name in RECIPES if name.startswith("fast-")]
+    explicit = {k: v for k, v in (("limit", limit), ("epochs", epochs)) if v is not None}
+    quick = quick or bool(explicit)
+
+    def overrides(recipe: str) -> dict:
+        return {**(QUICK.get(recipe, QUICK_OTHER) if quick else {}), **explicit}
+
     _check_out(out)
     image_paths = _check_images(images) if images else []
-    _check_data(COURSE_STAGES + fast, data_dir)
+    missing = _check_data(COURSE_STAGES + fast, data_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     doc = {"title": "Reproducing NVIDIA's Fundamentals of Deep Learning with handsign",
            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "quick": quick, "quick_banner": QUICK_BANNER if quick else "", "quick_settings": overrides,
-           "machine": _machine(device), "seed": seed, "stages": []}
+           "quick": quick, "quick_banner": QUICK_BANNER if quick else "",
+           "quick_settings": {r: overrides(r) for r in COURSE_STAGES + fast} if quick else {},
+           "machine": _machine(device), "seed": seed, "stages": [], "needs_data": list(missing.values())}
+    for m in missing.values():
+        log(m["text"])
+    if missing:
+        log("running what needs no data; the report marks the other stages 'needs data'")
     n_total = len(COURSE_STAGES) + 1
+
+    def stage_or_skip(recipe: str, asl: bool, number=None) -> dict:
+        if _dataset(recipe) in missing:
+            stage = _needs_data_stage(recipe, missing[_dataset(recipe)])
+        else:
+            log(f"== {f'stage {number}/{n_total}' if number else 'fast recipe'}: {recipe} (training; its log: "
+                f"{out / 'runs' / recipe / 'train.log'})")
+            stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides(recipe), seed=seed, device=device,
+                              threads=threads, asl=asl, log=_run_log(out, recipe), show_progress=show_progress)
+        log(summary_line(number, n_total, stage))
+        return stage
+
     for number, recipe in enumerate(COURSE_STAGES, 1):
-        log(f"== stage {number}/{n_total}: {recipe}")
-        stage = run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
-                          threads=threads, asl=recipe != "course-mnist-mlp", log=log, show_progress=show_progress)
+        stage = stage_or_skip(recipe, recipe != "course-mnist-mlp", number)
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
-        if recipe == "course-asl-cnn-aug":
+        if recipe == "course-asl-cnn-aug" and "needs_data" not in stage:
             from handsign.evaluate import augment_preview
 
             augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
             stage["images"]["augment"] = "augment-preview.png"
         doc["stages"].append(stage)
 
-    log(f"== stage {n_total}/{n_total}: deployment")
     model_path = out / "runs" / COURSE_STAGES[-1] / "best.safetensors"
-    doc["deploy"] = {"number": n_total, **deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)}
-    from handsign.real_photos import real_photos  # the course CNN next to the landmark route, on real photos
+    if model_path.is_file():
+        dep = deploy(model_path, out, image_paths, data_dir, n_samples, top_k, seed)
+    else:
+        dep = deploy_bundled(out, image_paths, top_k)
+    doc["deploy"] = {"number": n_total, **dep}
+    log(deploy_line(n_total, doc["deploy"]))
+    if model_path.is_file():
+        from handsign.real_photos import real_photos  # the course CNN next to the landmark route, on real photos
 
-    doc["deploy"]["real"] = real_photos(model_path, out, data_dir, epochs=60 if quick else 150, seed=seed, log=log)
+        # quick: every 3rd photo of the four training people (MediaPipe on ~520 photos, not ~1,555, the first time)
+        doc["deploy"]["real"] = real_photos(model_path, out, data_dir, epochs=60 if quick else 150, seed=seed,
+                                            every=3 if quick else 1, log=log)
+    else:
+        doc["deploy"]["real"] = {"skipped": "needs the stage-4 model, which needs Sign Language MNIST"}
 
     runs = []
     for recipe in fast:
-        log(f"== fast recipe: {recipe}")
-        runs.append(run_stage(recipe, out, data_dir=data_dir, overrides=overrides, seed=seed, device=device,
-                              threads=threads, asl=False, log=log, show_progress=show_progress))
+        runs.append(stage_or_skip(recipe, False))
     aug = doc["stages"][-1]
     doc["fast"] = {"recipes": runs, "course_recipe": aug["recipe"], "course": COURSE_FIGURES[aug["recipe"]],
                    "note": "" if fast else "No fast-* recipe is defined in this version of handsign "
                                            "(handsign.config.RECIPES), so there is nothing to compare yet."}
-    doc["differences"] = differences(doc["stages"][0]["config"]["valid_fraction"])
+    doc["lessons"] = lessons(doc)
+    doc["differences"] = differences(make_config(COURSE_STAGES[0]).valid_fraction)
     doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     atomic_write_bytes(out / "report.json", json.dumps(doc, indent=2).encode())
     atomic_write_bytes(out / "report.html", render(doc).encode())
+    for lesson in doc["lessons"]:
+        if lesson["holds"] is not None:
+            log(f"lesson: {lesson['lesson']}: {lesson['note']} ({lesson['numbers']})")
+    if all(x["holds"] is None for x in doc["lessons"]):
+        log("lessons: not checked (their stages need data)")
     log(f"wrote {out / 'report.html'} and {out / 'report.json'} ({doc['wall_seconds']:.0f} s)")
+    log("next:\n" + "\n".join(f"  {step}" for step in next_steps(doc, out)))
     return doc
+
+
+def _run_log(out: Path, recipe: str):
+    """train()'s own lines (config, each epoch) go to runs/<recipe>/train.log, not the terminal."""
+    path = out / "runs" / recipe / "train.log"
+
+    def log(*parts):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            print(*parts, file=f)
+    return log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -39,6 +40,69 @@ def setup(seed: int, device: str = "auto", threads: int = 0) -> torch.device:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return dev
+
+
+# Below this much arithmetic per optimizer step (forward + backward) one thread is as fast as two even on
+# an idle machine: the step is over before a second thread pays for its start and sync.
+# benchmarks/threads.py measured it (benchmarks/results/threads.md): the course MLP at batch 32 is ~0.13
+# GFLOP per step, the course CNN at batch 128 ~3.6 GFLOP.
+SMALL_STEP_FLOP = 0.5e9
+
+
+def _cpu_times(cpus) -> tuple[float, float]:
+    """(busy, total) jiffies summed over `cpus`, from /proc/stat."""
+    busy = total = 0.0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *vals = line.split()
+            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                v = [float(x) for x in vals[:8]]
+                total += sum(v)
+                busy += sum(v) - v[3] - v[4]  # not idle, not iowait
+    return busy, total
+
+
+def busy_cores(cpus, window: float = 0.25) -> float:
+    """Cores of `cpus` kept busy by *other* processes, measured over `window` seconds (Linux: /proc/stat
+    minus this process's own CPU time; elsewhere the 1-minute load average, which counts us too)."""
+    try:
+        own0, (b0, t0) = time.process_time(), _cpu_times(cpus)
+        time.sleep(window)
+        own1, (b1, t1) = time.process_time(), _cpu_times(cpus)
+    except (OSError, ValueError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if t1 <= t0:
+        return 0.0
+    share = (b1 - b0) / (t1 - t0)  # busy fraction of the allowed cores, all processes
+    return max(share * len(cpus) - (own1 - own0) / window, 0.0)
+
+
+def free_cores() -> tuple[int, int, float]:
+    """(cores this process may run on, of them free now, cores busy with other work)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    busy = busy_cores(cpus)
+    # a core counts as free unless more than ~half of it is taken: a brief blip should not halve the threads
+    return len(cpus), max(1, min(len(cpus), round(len(cpus) - busy + 0.2))), busy
+
+
+def step_flop(model, batch_size: int, example) -> float | None:
+    """Forward + backward arithmetic of one optimizer step: 3x the forward (models.flops_per_image)."""
+    from handsign.models import flops_per_image
+
+    try:
+        with torch.no_grad():
+            return 3.0 * flops_per_image(model, example.shape[1], example.shape[-1]) * batch_size
+    except Exception:  # a model this cannot run on one example: decide on the free cores alone
+        return None
+
+
+def choose_threads(flop_per_step: float | None) -> tuple[int, str]:
+    """Default intra-op threads for CPU training: the free cores, or 1 for a model too small to share."""
+    allowed, free, busy = free_cores()
+    why = f"{allowed} cores allowed, {busy:.1f} busy with other work"
+    if flop_per_step is not None and flop_per_step < SMALL_STEP_FLOP:
+        return 1, f"{why}; small step ({flop_per_step / 1e9:.2f} GFLOP): 1 thread"
+    return free, f"{why}: {free} free"
 
 
 def _fmt_time(s: float) -> str:

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Path as PathParam, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -278,10 +279,11 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
     if not isinstance(models, dict):
         models = load_models(models, backend)
     default_model = next(iter(models))
-    app = FastAPI(title="handsign", version=__version__,
-                  description="Hand-written digits (MNIST) and ASL letters: image files in, labels out; "
-                              "tensors over the Open Inference Protocol v2 at /v2.",
-                  responses=_errors(400, 408, 413))  # any route: the body limit and timeout middlewares
+    # FastAPIOffline: a FastAPI whose /docs and /redoc load Swagger UI / ReDoc from the package, not a CDN
+    app = FastAPIOffline(title="handsign", version=__version__,
+                         description="Hand-written digits (MNIST) and ASL letters: image files in, labels out; "
+                                     "tensors over the Open Inference Protocol v2 at /v2.",
+                         responses=_errors(400, 408, 413))  # any route: the body limit and timeout middlewares
     app.state.models, app.state.limits = models, limits
     # add_middleware puts each one outside the previous: ConcurrencyLimit sees a request first, then the
     # body timeout, then the size limit (whose drain of an oversized body is itself under the timeout)

@@ -14,6 +14,7 @@ import datetime as _dt
 import io
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -33,7 +34,7 @@ from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
 from handsign.models import count_parameters, create_model, for_inference
 from handsign.preprocess import default_spec
-from handsign.runtime import Progress, setup
+from handsign.runtime import Progress, choose_threads, setup, step_flop
 from handsign.transforms import augment_batch, get_augment
 
 
@@ -221,6 +222,16 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.recipe or cfg.model + '-' + cfg.dataset}-{stamp}"
 
 
+def _default_threads(cfg: TrainConfig, model, data: Dataset, device) -> str:
+    """--threads 0 on CPU: as many threads as cores are free now, 1 for a model too small to share a step
+    (runtime.choose_threads); '' when the user, OMP_NUM_THREADS or torchrun already decided."""
+    if cfg.threads or device.type != "cpu" or distributed.world_size() > 1 or os.environ.get("OMP_NUM_THREADS"):
+        return ""
+    n, why = choose_threads(step_flop(model, cfg.batch_size, data.images[:1].float()))
+    torch.set_num_threads(n)
+    return f"threads: {n} ({why}; --threads N overrides)"
+
+
 def train(config: TrainConfig | None = None, *, resume=None, epochs: int | None = None,
           log=print, show_progress: bool = True) -> RunResult:
     """Train per `config`, or continue the run folder `resume` (optionally to a new `epochs`)."""
@@ -263,6 +274,7 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     arch = {"name": cfg.model, "args": {"in_channels": 1, "image_size": splits.train.images.shape[-1],
                                         **cfg.model_args}}
     model = create_model(cfg.model, len(classes), **arch["args"]).to(device)
+    threads_note = _default_threads(cfg, model, splits.train, device)
     if cfg.channels_last:  # checkpoints stay NCHW: save_checkpoint makes every tensor contiguous
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -277,6 +289,9 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         history = meta["train_state"]["history"]
         start_epoch = meta["train_state"]["epoch"] + 1
         best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
+        if threads_note and meta["train_state"].get("threads"):  # same threads, same float sums: exact resume
+            torch.set_num_threads(meta["train_state"]["threads"])
+            threads_note = f"threads: {meta['train_state']['threads']} (as the run being resumed; --threads N overrides)"
     net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
     if distributed.is_main():  # only rank 0 writes into the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -285,6 +300,8 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     log(f"handsign {__version__} | {'resuming' if resume else 'run'} {run_dir} | device {device} | "
         f"{cfg.model}: {count_parameters(model):,} parameters")
     log(cfg.describe())
+    if threads_note:
+        log(threads_note)
     log(f"data: {cfg.dataset} train {len(splits.train)}, valid {len(splits.valid)}, "
         f"test {len(splits.test) if splits.test is not None else 0}")
     for note in splits.notes:
@@ -308,7 +325,8 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         opt_tensors, opt_info = optimizer_state_to_tensors(optimizer)
         metrics = history[-1] if history else {}
         save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
-            "epoch": epoch, "history": history, "optimizer": opt_info}), opt_tensors)
+            "epoch": epoch, "history": history, "optimizer": opt_info, "threads": torch.get_num_threads()}),
+            opt_tensors)
 
     if not history:
         save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time

@@ -199,7 +199,7 @@ def test_a_folder_without_images_and_paths_that_do_not_exist(ckpt, tmp_path, cap
         (["train", "--resume", missing], [str(missing), "not a handsign run folder"]),
         (["train", "--dataset", "folder", "--image-folder", missing, "--out", tmp_path / "run"],
          [str(missing), "does not exist"]),
-        (["train", "--data-dir", missing, "--out", tmp_path / "run"], [str(missing), "not found"]),
+        (["train", "--data-dir", missing, "--out", tmp_path / "run"], [str(missing), "missing data: Sign Language MNIST"]),
         (["serve", "--model", missing], [str(missing)]),
     ]:
         code, _, err = cli(capsys, *args)

@@ -39,7 +39,7 @@ def test_recipes_are_listed_with_descriptions(capsys):
     (["train", "--recipe", "nope"], "unknown recipe 'nope'; choose from: course-mnist-mlp"),
     (["train", "--recipe", "course-asl-cnn", "--epochs", "-3"], "--epochs: must be a positive integer, got -3"),
     (["train", "--recipe", "course-asl-cnn", "--model", "resnet", "--data-dir", "{tiny}"], "unknown model 'resnet'"),
-    (["train", "--recipe", "course-asl-cnn", "--data-dir", "{empty}"], "Sign Language MNIST not found"),
+    (["train", "--recipe", "course-asl-cnn", "--data-dir", "{empty}"], "missing data: Sign Language MNIST"),
     (["evaluate", "{empty}/missing.safetensors"], "no such file"),
     (["predict", "--model", "{run}", "{empty}/nothing.png"], "nothing.png: no such file"),
     (["predict", "--model", "{run}", "{empty}"], "folder has no images"),

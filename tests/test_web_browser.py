@@ -100,3 +100,30 @@ def test_upload_and_draw_in_browser(tmp_path):
         for name in ("photo.png", "page.png"):  # HANDSIGN_SCREENSHOT=folder keeps them for a look
             shutil.copy(tmp_path / name, Path(os.environ["HANDSIGN_SCREENSHOT"]) / name)
     print(f"screenshot: {tmp_path / 'page.png'}; photo -> {letter!r}, drawing -> {digit!r}")
+
+
+def test_api_docs_work_offline_in_browser(tmp_path):
+    """/docs draws Swagger UI from assets this server serves (fastapi-offline): with every request to any
+    other host blocked, as on a machine with no network, the page still lists the endpoints."""
+    models = make_models(tmp_path)
+    app = create_app([str(models["asl"])], backend="torch")
+    requests, blocked, errors = [], [], []
+    with LiveServer(app) as server, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server.url)
+                       else (blocked.append(route.request.url), route.abort()))
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/docs")
+            sync_api.expect(page.locator(".opblock-summary-path", has_text="/predict").first).to_be_visible()
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
+        finally:
+            browser.close()
+    assert blocked == [] and errors == [], (blocked, errors)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in requests) and server.url + "/openapi.json" in requests
+    assert {"/predict", "/models", "/v2/models/{name}/infer"} <= {p.replace("\u200b", "") for p in paths}
+    with Image.open(tmp_path / "docs.png") as shot:
+        assert shot.height > 900  # the whole operation list, not a blank page

@@ -50,8 +50,9 @@ class HandSet:
                 "per_person": {g: rate(groups == g) for g in sorted(set(self.groups))}}
 
 
-def list_folder(root, labels: list[str] | None = None, group_pattern: str = GROUP_PATTERN):
-    """(files, label indices, label names, groups) of ROOT/<label>/<image>, sorted."""
+def list_folder(root, labels: list[str] | None = None, group_pattern: str = GROUP_PATTERN, every: int = 1):
+    """(files, label indices, label names, groups) of ROOT/<label>/<image>, sorted; every: keep every Nth
+    file of each label (quick runs)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder (expected ROOT/<label>/*.jpg, e.g. the Massey ASL photos)")
@@ -62,12 +63,12 @@ def list_folder(root, labels: list[str] | None = None, group_pattern: str = GROU
         folder = root / name
         if not folder.is_dir():
             continue
-        for f in sorted(folder.iterdir()):
-            if f.suffix.lower() in pp.IMAGE_EXTENSIONS and f.is_file():
-                files.append(f)
-                ys.append(i)
-                m = pattern.search(f.name)
-                groups.append(m.group(0) if m else "")
+        images = [f for f in sorted(folder.iterdir()) if f.suffix.lower() in pp.IMAGE_EXTENSIONS and f.is_file()]
+        for f in images[::every]:
+            files.append(f)
+            ys.append(i)
+            m = pattern.search(f.name)
+            groups.append(m.group(0) if m else "")
     if not files:
         raise DataError(f"{root}: no images in ROOT/<label>/ sub-folders")
     return files, np.array(ys, dtype=np.int64), list(names), groups
@@ -85,9 +86,9 @@ def hand_of_bytes(data: bytes, name: str = "image") -> Hand | None:
 
 
 def load_folder(root, labels: list[str] | None = None, group_pattern: str = GROUP_PATTERN,
-                progress: bool = True) -> HandSet:
-    """Landmarks of every image under ROOT/<label>/ (MediaPipe on the first run, the cache after)."""
-    files, ys, names, groups = list_folder(root, labels, group_pattern)
+                progress: bool = True, every: int = 1) -> HandSet:
+    """Landmarks of every (every-th) image under ROOT/<label>/ (MediaPipe on the first run, the cache after)."""
+    files, ys, names, groups = list_folder(root, labels, group_pattern, every)
     hands = []
     for i, f in enumerate(files):
         hands.append(hand_of_bytes(f.read_bytes(), name=str(f)))

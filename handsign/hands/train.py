@@ -42,6 +42,7 @@ class HandsConfig:
     data_dir: str = ""              # data root for the default photos ("" = $HANDSIGN_DATA or ./data)
     group_pattern: str = GROUP_PATTERN  # regex naming the person in a file name (leave-one-person-out)
     holdout: str = ""               # a person never trained on (e.g. hand3): reported as a test figure
+    every: int = 1                  # use every Nth photo of each letter (1 = all; quick runs take fewer)
     hidden: tuple = (256, 256)      # hidden layer widths of the landmark MLP
     dropout: float = 0.2            # after each hidden layer
     epochs: int = 150               # passes over the training photos
@@ -64,6 +65,8 @@ class HandsConfig:
             raise HandsignError(f"--batch-size: must be a positive integer, got {self.batch_size!r}")
         if not self.lr > 0:
             raise HandsignError(f"--lr: must be positive, got {self.lr!r}")
+        if not isinstance(self.every, int) or self.every < 1:
+            raise HandsignError(f"--every: must be a positive integer, got {self.every!r}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
             raise HandsignError("--dropout and --label-smoothing must be in [0, 1)")
         if self.rotate < 0 or self.stretch < 0 or self.jitter < 0 or not 0 <= self.mirror <= 1:
@@ -234,7 +237,7 @@ def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:
     saved as run_dir/best.safetensors. Returns run_dir."""
     log(f"config: {json.dumps(cfg.to_dict())}")
     root = cfg.photos_root()
-    hs = load_folder(root, group_pattern=cfg.group_pattern)
+    hs = load_folder(root, group_pattern=cfg.group_pattern, every=cfg.every)
     report = hs.detection_report()
     log(f"{len(hs.files)} photos of {len(set(hs.groups))} people in {root}: hand found in "
         f"{report['overall']['found']} ({100 * report['overall']['rate']:.1f} %)")
