@@ -230,7 +230,7 @@ resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))  # 1.5 GB o
 import numpy as np
 from handsign import preprocess as pp
 from handsign.errors import ImageError
-specs = [json.load(open(f"handsign/bundled/{n}.json"))["preprocess"] for n in ("asl", "mnist")]
+specs = [json.load(open(f"handsign/bundled/{n}.json"))["preprocess"] for n in ("asl-pixels", "mnist")]
 data = open(sys.argv[1], "rb").read()
 for spec in specs + [pp.default_spec("sign_mnist")]:
     try:

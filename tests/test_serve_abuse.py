@@ -211,6 +211,10 @@ class Held:
         self._hold()
         return self.p.predict_arrays(x, top_k)
 
+    def predict_image(self, img, top_k=3, name="image"):  # what POST /predict calls
+        self._hold()
+        return self.p.predict_image(img, top_k, name)
+
     def logits(self, x):
         self._hold()
         return self.p.logits(x)
