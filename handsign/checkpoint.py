@@ -138,6 +138,14 @@ def state_dict_sha256(state: dict) -> str:
     return weights_sha256(save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
 
 
+def input_shape(meta: dict) -> tuple[int, ...]:
+    """One example's shape: (1, S, S) for a picture model, (F,) for a landmark model."""
+    if input_kind(meta) == "landmarks":
+        return (int(meta["architecture"]["args"]["in_features"]),)
+    size = meta["preprocess"]["size"]
+    return (1, size, size)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
     path = Path(path)
@@ -254,8 +262,17 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
                  if wrong else ""]
         raise CheckpointError(f"{p}: weights do not match the metadata's {meta['architecture']['name']!r} model: "
                               + "; ".join(x for x in parts if x))
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()), None)
+    if bad is not None:  # a model with NaN or infinite weights answers NaN for every image: refuse it
+        raise CheckpointError(f"{p}: weights contain NaN or infinity (tensor {bad})")
     model = build_from_metadata(meta, str(p))
     model.load_state_dict(tensors, strict=True)
+    import torch
+
+    with torch.no_grad():  # finite weights can still make NaN (a negative BatchNorm variance) or overflow
+        probe = model.eval()(torch.zeros(1, *input_shape(meta)))
+    if not probe.isfinite().all():
+        raise CheckpointError(f"{p}: the model gives NaN or infinite logits for a blank input (corrupt weights)")
     if num_outputs(model) != len(meta["labels"]):
         raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta['labels'])} labels")
     return LoadedModel(model.to(device).eval(), meta, p)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, load_model, state_dict_sha256
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, input_shape, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
 
@@ -76,14 +76,6 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     atomic_write_bytes(out, proto.SerializeToString())
     return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET,
             "input": f"{input_name} [N,{','.join(map(str, shape))}]"}
-
-
-def input_shape(meta: dict) -> tuple[int, ...]:
-    """One example's shape: (1, S, S) for a picture model, (F,) for a landmark model."""
-    if input_kind(meta) == "landmarks":
-        return (int(meta["architecture"]["args"]["in_features"]),)
-    size = meta["preprocess"]["size"]
-    return (1, size, size)
 
 
 def check_against_torch(onnx_bytes: bytes, net, shape: tuple, input_name: str = INPUT,

@@ -14,6 +14,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# In CI the property tests draw the same examples every run (derandomize): a red CI must mean a bug in
+# the change, not an unlucky draw. Locally they keep exploring new examples.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
+
 
 def _real_data_dir() -> Path | None:
     for cand in (os.environ.get("HANDSIGN_DATA"), REPO.parent / "shared" / "data"):
