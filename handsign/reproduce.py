@@ -416,7 +416,7 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
         if recipe == "course-asl-cnn-aug" and "needs_data" not in stage:
-            from handsign.evaluate import augment_preview
+            from handsign.transforms import augment_preview
 
             augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
             stage["images"]["augment"] = "augment-preview.png"
