@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
