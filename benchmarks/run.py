@@ -40,9 +40,10 @@ from serve_load import run as load_run, served  # noqa: E402
 from handsign.checkpoint import save_checkpoint  # noqa: E402
 from handsign.config import make_config  # noqa: E402
 from handsign.data import Dataset, load_dataset  # noqa: E402
+from handsign.evaluate import evaluate_tensors  # noqa: E402
 from handsign.models import ConvBlock, count_parameters, create_model, flops_per_image  # noqa: E402
 from handsign.preprocess import default_spec  # noqa: E402
-from handsign.train import evaluate_tensors, make_optimizer, prepare_data, train_one_epoch  # noqa: E402
+from handsign.train import make_optimizer, prepare_data, train_one_epoch  # noqa: E402
 
 SECTIONS = ("machine", "train", "tta", "infer", "predict", "serve")
 TARGETS = {  # issue 4's targets on a 2-core CPU (benchmark figures, not tests)

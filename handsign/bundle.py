@@ -67,7 +67,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _pct(x) -> str:
+def _fraction_text(x) -> str:
     return f"{x:.2%}" if isinstance(x, (int, float)) else "not measured"
 
 
@@ -126,9 +126,9 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         "",
         "| split | accuracy |",
         "|---|---|",
-        f"| train | {_pct(m.get('train_acc'))} |",
-        f"| validation | {_pct(m.get('valid_acc'))} |",
-        f"| **test** | **{_pct(m.get('test_acc'))}** |",
+        f"| train | {_fraction_text(m.get('train_acc'))} |",
+        f"| validation | {_fraction_text(m.get('valid_acc'))} |",
+        f"| **test** | **{_fraction_text(m.get('test_acc'))}** |",
         "",
         "## Preprocessing",
         "",

@@ -163,7 +163,7 @@ def _add_augment_preview(sub):
 
 
 def cmd_augment_preview(a) -> int:
-    from handsign.evaluate import augment_preview
+    from handsign.transforms import augment_preview
 
     path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
                            data_dir=a.data_dir, out=a.out, per_batch=a.per_batch, augment=a.augment)

@@ -1,17 +1,22 @@
-"""Evaluate a checkpoint on its data set's test (or valid) split: accuracy, per-class table,
-confusion matrix, most-confused pairs and a grid of the most confident mistakes."""
+"""Evaluate a model: `predict_tensors` / `evaluate_tensors` on tensors (used by training), and `evaluate`,
+a checkpoint on its data set's test (or valid) split: accuracy, per-class table, confusion matrix,
+most-confused pairs and a grid of the most confident mistakes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
-from handsign.config import TrainConfig, get_recipe, make_config
 from handsign.errors import HandsignError
+from handsign.models import for_inference
+
+if TYPE_CHECKING:
+    from handsign.data import Dataset
 
 
 def _dataset_for(meta: dict, split: str, data_dir):
@@ -33,11 +38,27 @@ def _dataset_for(meta: dict, split: str, data_dir):
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0))[1]
 
 
+@torch.inference_mode()
+def predict_tensors(model, images: torch.Tensor, batch_size: int = 1000, device="cpu") -> torch.Tensor:
+    """(N, 1, H, W) uint8 -> (N, classes) float32 logits, in eval mode, batched."""
+    model.eval()
+    net = for_inference(model)  # BatchNorm folded: ~2.5x faster on CPU, same logits to float32 rounding
+    out = [net(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def evaluate_tensors(model, data: Dataset, batch_size: int = 1000, device="cpu") -> dict:
+    """Mean loss and accuracy of `model` on `data` (eval mode, no augmentation)."""
+    logits = predict_tensors(model, data.images, batch_size, device)
+    return {"loss": F.cross_entropy(logits, data.labels).item(),
+            "acc": (logits.argmax(1) == data.labels).float().mean().item()}
+
+
 def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: str = "auto",
              batch_size: int = 1000, worst: int = 24) -> dict:
     """Evaluate a checkpoint or run folder; writes confusion.png and mistakes.png into `out` if given."""
     from handsign.runtime import select_device
-    from handsign.train import predict_tensors
 
     if split not in ("test", "valid"):
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
@@ -107,30 +128,3 @@ def format_report(r: dict) -> str:
         if key in r:
             lines.append(f"wrote {r[key]}")
     return "\n".join(lines)
-
-
-def augment_preview(recipe: str = "course-asl-cnn-aug", dataset: str | None = None, n: int = 8, copies: int = 7,
-                    seed: int = 0, data_dir=None, out="augment-preview.png", per_batch: bool = False,
-                    augment: str = "course") -> Path:
-    """PNG grid: each row one training image, then `copies` augmented versions of it."""
-    from handsign.data import load_dataset
-    from handsign.transforms import augment_batch, get_augment
-
-    if n < 1 or copies < 1 or n > 64 or copies > 32:
-        raise HandsignError("--n must be 1..64 and --copies 1..32")
-    cfg = make_config(recipe) if recipe else TrainConfig()
-    ds = load_dataset(dataset or cfg.dataset, "train", data_dir)
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds), generator=g)[:n]
-    x = ds.images[idx].float() / 255  # (n, 1, 28, 28)
-    spec = get_augment(augment)
-    rows, caps = [], []
-    for i in range(len(idx)):
-        reps = x[i:i + 1].expand(copies, -1, -1, -1).contiguous()
-        aug = augment_batch(reps, spec, g, per_batch=per_batch)
-        rows.append([x[i, 0].numpy()] + [a[0].numpy() for a in aug])
-        caps.append([f"original '{ds.classes[int(ds.labels[idx[i]])]}'"] + ["augmented"] * copies)
-    from handsign.plots import image_grid
-
-    mode = "one draw per batch (course)" if per_batch else "one draw per image"
-    return image_grid(rows, out, captions=caps, title=f"{augment} augmentation, {mode}")

@@ -78,7 +78,7 @@ def _e(v) -> str:
     return escape("" if v is None else str(v))
 
 
-def _pct(v) -> str:
+def _percent_text(v) -> str:
     """A stored percentage (2 decimals) as shown: '97.84 %'; '-' when absent."""
     return "-" if v is None else f"{v:.2f} %"
 
@@ -118,7 +118,7 @@ def _accuracy_table(s: dict) -> str:
          course_cell("valid") + " (their &lsquo;validation&rsquo; = the test file)" if course else "-"),
     ]
     body = "".join(f'<tr><th>{name}<div class="src">{why}</div></th><td class="n">{_e(n)}</td>'
-                   f'<td class="n">{_pct(b)}</td><td class="n">{_pct(lst)}</td><td>{c}</td></tr>'
+                   f'<td class="n">{_percent_text(b)}</td><td class="n">{_percent_text(lst)}</td><td>{c}</td></tr>'
                    for name, why, b, lst, n, c in rows)
     return (f'<table class="acc"><tr><th>split</th><th class="n">images</th>'
             f'<th class="n">best epoch ({_e(s["best_epoch"])})</th><th class="n">last epoch ({_e(last["epoch"])})</th>'
@@ -126,8 +126,8 @@ def _accuracy_table(s: dict) -> str:
 
 
 def _history(s: dict) -> str:
-    rows = "".join(f'<tr><td class="n">{h["epoch"]}</td><td class="n">{_pct(h["train"])}</td>'
-                   f'<td class="n">{_pct(h["valid"])}</td><td class="n">{h["train_loss"]:.4f}</td>'
+    rows = "".join(f'<tr><td class="n">{h["epoch"]}</td><td class="n">{_percent_text(h["train"])}</td>'
+                   f'<td class="n">{_percent_text(h["valid"])}</td><td class="n">{h["train_loss"]:.4f}</td>'
                    f'<td class="n">{h["valid_loss"]:.4f}</td></tr>' for h in s["history"])
     return (f'<details><summary>numbers per epoch</summary><table><tr><th class="n">epoch</th>'
             f'<th class="n">train acc</th><th class="n">valid acc</th><th class="n">train loss</th>'
@@ -141,7 +141,7 @@ def _asl_parts(s: dict) -> str:
                     f"test images</li>" for p in s["most_confused"][:6]) or "<li>no mistakes at all</li>"
     ranked = sorted(s["per_class"].items(), key=lambda kv: (kv[1] is None, kv[1]))
     low = {k for k, _ in ranked[:3]}
-    chips = "".join(f'<li class="{"low" if k in low else ""}"><b>{_e(k)}</b> {_pct(v)}</li>'
+    chips = "".join(f'<li class="{"low" if k in low else ""}"><b>{_e(k)}</b> {_percent_text(v)}</li>'
                     for k, v in s["per_class"].items())
     out = (f'<h3>Where it goes wrong (test file)</h3><div class="grid2"><div>'
            f'{_img(s["images"]["confusion"], "confusion matrix")}'
@@ -202,7 +202,7 @@ def _deploy(dep: dict, doc: dict) -> str:
         if p["true"] is not None:
             verdict = (f'<span class="ok">correct</span>' if p["correct"]
                        else f'<span class="bad">wrong, the true letter is {_e(p["true"])}</span>')
-        bars = "".join(f'<tr><td><b>{_e(t["label"])}</b></td><td class="n">{_pct(t["probability"])}</td>'
+        bars = "".join(f'<tr><td><b>{_e(t["label"])}</b></td><td class="n">{_percent_text(t["probability"])}</td>'
                        f'<td style="width:55%"><div class="bar"><span style="width:{t["probability"]}%"></span>'
                        f"</div></td></tr>" for t in p["top"])
         cards.append(f'<div class="card"><div class="pics"><figure>{_img(p["image"], "input image", "", "")}'
@@ -246,7 +246,7 @@ def _real_photos(real: dict | None) -> str:
     cards = []
     for r in real["rows"]:
         ok = lambda got: '<span class="ok">right</span>' if got == r["letter"] else '<span class="bad">wrong</span>'
-        hp = f' {_pct(100 * r["landmarks_probability"])}' if r["landmarks_probability"] is not None else ""
+        hp = f' {_percent_text(100 * r["landmarks_probability"])}' if r["landmarks_probability"] is not None else ""
         cards.append(f'<div class="card"><figure>{_img(r["image"], "photo of " + r["letter"], "", "")}'
                      f'<figcaption>the letter <b>{_e(r["letter"])}</b></figcaption></figure>'
                      f'<p class="pred">course CNN: <b>{_e(r["course"])}</b> {ok(r["course"])}</p>'
@@ -278,9 +278,9 @@ def _fast(doc: dict) -> str:
             rows.append((f"<code>{_e(s['recipe'])}</code> &mdash; {_e(s['description'])}", s["epochs_run"],
                          f"{s['seconds']:.1f}", a["train"], a["valid"], s["parameters"], a["test"]))
         trs = "".join(f'<tr><td>{r[0]}</td><td class="n">{r[1]}</td><td class="n">{r[2]}</td>'
-                      f'<td class="n">{_pct(r[3])}</td><td class="n">{_pct(r[4])}</td>'
+                      f'<td class="n">{_percent_text(r[3])}</td><td class="n">{_percent_text(r[4])}</td>'
                       f'<td class="n">{r[5] if isinstance(r[5], str) else format(r[5], ",")}</td>'
-                      f'<td class="n">{_pct(r[6])}</td></tr>' for r in rows)
+                      f'<td class="n">{_percent_text(r[6])}</td></tr>' for r in rows)
         body = (f'<table><tr><th>recipe</th><th class="n">epochs</th><th class="n">seconds</th>'
                 f'<th class="n">train</th><th class="n">valid</th><th class="n">parameters</th>'
                 f'<th class="n">test</th></tr>{trs}</table>'
@@ -302,8 +302,8 @@ def _summary_row(s: dict) -> str:
                 f'<td><span class="verdict v-needs-data" style="padding:1px 6px;margin:0">needs data</span></td></tr>')
     return (
         f'<tr><td><a href="#stage-{s["number"]}">{s["number"]}</a></td><td>{_e(s["title"])}</td>'
-        f'<td class="n">{_pct(s["accuracy"]["train"])}</td><td class="n">{_pct(s["accuracy"]["valid"])}</td>'
-        f'<td class="n"><b>{_pct(s["accuracy"]["test"])}</b></td><td>{_e(s["course"]["text"])}</td>'
+        f'<td class="n">{_percent_text(s["accuracy"]["train"])}</td><td class="n">{_percent_text(s["accuracy"]["valid"])}</td>'
+        f'<td class="n"><b>{_percent_text(s["accuracy"]["test"])}</b></td><td>{_e(s["course"]["text"])}</td>'
         f'<td><span class="verdict v-{_e(s["diagnosis"].get("verdict"))}" style="padding:1px 6px;margin:0">'
         f'{_e(s["diagnosis"].get("verdict"))}</span></td></tr>')
 

@@ -72,7 +72,7 @@ STAGE_TEXT = {
 }
 
 
-def _pct(x):
+def _to_percent(x):
     """fraction -> percent rounded to 2 decimals (the form the report shows); None stays None."""
     return None if x is None else round(100 * float(x), 2)
 
@@ -162,11 +162,11 @@ def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, d
         "best_epoch": best["epoch"],
         "parameters": count_parameters(load_model(result.best).model),
         "sizes": {"train": data.get("n_train"), "valid": data.get("n_valid"), "test": data.get("n_test")},
-        "accuracy": {"train": _pct(best["train_acc"]), "valid": _pct(best["valid_acc"]),
-                     "test": _pct(best.get("test_acc"))},
-        "last": {"epoch": last["epoch"], "train": _pct(last["train_acc"]), "valid": _pct(last["valid_acc"]),
-                 "test": _pct(last.get("test_acc"))},
-        "history": [{"epoch": h["epoch"], "train": _pct(h["train_acc"]), "valid": _pct(h["valid_acc"]),
+        "accuracy": {"train": _to_percent(best["train_acc"]), "valid": _to_percent(best["valid_acc"]),
+                     "test": _to_percent(best.get("test_acc"))},
+        "last": {"epoch": last["epoch"], "train": _to_percent(last["train_acc"]), "valid": _to_percent(last["valid_acc"]),
+                 "test": _to_percent(last.get("test_acc"))},
+        "history": [{"epoch": h["epoch"], "train": _to_percent(h["train_acc"]), "valid": _to_percent(h["valid_acc"]),
                      "train_loss": round(h["train_loss"], 4), "valid_loss": round(h["valid_loss"], 4)}
                     for h in result.history],
         "diagnosis": dict(result.diagnosis),
@@ -178,8 +178,8 @@ def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, d
     if asl:
         ev = evaluate(result.best, split="test", data_dir=data_dir, out=run_dir, device=device)
         stage["most_confused"] = ev["most_confused"]
-        stage["worst_mistakes"] = [{**m, "probability": _pct(m["probability"])} for m in ev["worst_mistakes"]]
-        stage["per_class"] = {k: _pct(v["accuracy"]) for k, v in ev["per_class"].items()}
+        stage["worst_mistakes"] = [{**m, "probability": _to_percent(m["probability"])} for m in ev["worst_mistakes"]]
+        stage["per_class"] = {k: _to_percent(v["accuracy"]) for k, v in ev["per_class"].items()}
         stage["images"]["confusion"] = rel(run_dir / "confusion.png")
         if (run_dir / "mistakes.png").is_file():
             stage["images"]["mistakes"] = rel(run_dir / "mistakes.png")
@@ -257,7 +257,7 @@ def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k:
         seen.save(seen_path)
         row = {"image": it["shown"].relative_to(out).as_posix(), "model_input": seen_path.relative_to(out).as_posix(),
                "source": it["source"], "true": it["true"], "label": pr["label"],
-               "probability": _pct(pr["probability"]), "top": [{"label": lbl, "probability": _pct(p)}
+               "probability": _to_percent(pr["probability"]), "top": [{"label": lbl, "probability": _to_percent(p)}
                                                                 for lbl, p in pr["top"]]}
         if it["true"] is not None:
             row["correct"] = pr["label"] == it["true"]
@@ -416,7 +416,7 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
         if recipe == "course-asl-cnn-aug" and "needs_data" not in stage:
-            from handsign.evaluate import augment_preview
+            from handsign.transforms import augment_preview
 
             augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
             stage["images"]["augment"] = "augment-preview.png"

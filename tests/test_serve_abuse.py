@@ -92,9 +92,9 @@ def _read_all(s: socket.socket) -> bytes:
 @pytest.mark.parametrize("chunked", [False, True])
 def test_oversized_body_is_413_without_reading_it_whole(predictors, chunked, monkeypatch):
     """A client that says (or streams) 1 GB gets 413 after at most the limit + the drain (64 MiB; 4 here)."""
-    import handsign.serve
+    import handsign.serve.limits
 
-    monkeypatch.setattr(handsign.serve, "DRAIN_BYTES", 4 * 2**20)
+    monkeypatch.setattr(handsign.serve.limits, "DRAIN_BYTES", 4 * 2**20)
     with live(predictors, max_upload_bytes=2**20) as server:
         framing = b"Transfer-Encoding: chunked\r\n" if chunked else b"Content-Length: 1000000000\r\n"
         s = _raw(server.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n" + framing + b"\r\n")
