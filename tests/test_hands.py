@@ -164,3 +164,17 @@ def test_without_mediapipe_photos_go_by_pixels_with_one_note(monkeypatch, capsys
     assert [r["via"] for r in results] == ["pixels", "pixels"]
     err = capsys.readouterr().err
     assert err.count("handsign[hands]") == 1 and len(err.strip().splitlines()) == 1
+
+
+def test_a_model_trained_with_other_detector_settings_is_refused(hands_run, tmp_path):
+    """The detector is part of the preprocessing: landmarks found another way are not what the model learned."""
+    from handsign.checkpoint import load_model, save_checkpoint
+    from handsign.errors import CheckpointError
+
+    loaded = load_model(hands_run)
+    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "format_version")}
+    meta["preprocess"] = {**meta["preprocess"], "detector": "mediapipe-hands-v0:other"}
+    save_checkpoint(tmp_path / "other.safetensors", loaded.model, meta)
+    with pytest.raises(CheckpointError, match="detector settings"):
+        Predictor.load(tmp_path / "other.safetensors", backend="torch")
+    assert Predictor.load(hands_run, backend="torch").hands is not None  # its own settings: loads

@@ -36,6 +36,9 @@ class HandRoute:
         if pre.get("kind") != "hand-landmarks" or pre.get("features") != FEATURES_VERSION:
             raise CheckpointError(f"{source}: landmark features {pre.get('features')!r} are not the ones this "
                                   f"handsign computes (version {FEATURES_VERSION}); retrain or upgrade handsign")
+        if pre.get("detector") != landmarks.DETECTOR:  # other detection settings give other points
+            raise CheckpointError(f"{source}: trained on landmarks found with detector settings "
+                                  f"{pre.get('detector')!r}, this handsign uses {landmarks.DETECTOR!r}; retrain it")
         self.meta, self._run, self.backend, self.source = meta, run, backend, source
         self.labels = list(meta["labels"])
         fusion = meta.get("fusion") or {}
