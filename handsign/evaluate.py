@@ -24,7 +24,10 @@ def _dataset_for(meta: dict, split: str, data_dir):
 
     cfg = meta.get("config") or {}
     name = meta.get("task") or cfg.get("dataset")
-    data_dir = data_dir or cfg.get("data_dir") or None
+    # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
+    # may not be), else $HANDSIGN_DATA or ./data
+    recorded = cfg.get("data_dir") or ""
+    data_dir = data_dir or (recorded if recorded and Path(recorded).is_dir() else None)
     if name not in ("mnist", "sign_mnist", "folder"):
         raise HandsignError(f"the checkpoint does not say which data set it was trained on ({name!r})")
     folder = cfg.get("image_folder", "")
@@ -63,6 +66,10 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
     if split not in ("test", "valid"):
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
     dev = select_device(device)
+    from handsign.predict import BUNDLED, resolve_model
+
+    if str(checkpoint) in BUNDLED:  # a bundled name ("mnist", "asl")
+        checkpoint = resolve_model(checkpoint)
     loaded = load_model(checkpoint, device=str(dev))
     if loaded.meta.get("input") == "landmarks":
         pixel = (loaded.meta.get("fusion") or {}).get("pixel_model")

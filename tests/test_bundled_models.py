@@ -31,3 +31,17 @@ def test_bundled_model_reproduces_its_recorded_test_accuracy(real_data_dir, name
         predictions[backend] = np.concatenate([p.logits(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
         assert int((predictions[backend] == y).sum()) == expected_correct, backend
     assert np.array_equal(predictions["torch"], predictions["onnx"])  # and the same image by image
+
+
+@pytest.mark.realdata
+def test_evaluate_takes_bundled_names(real_data_dir, monkeypatch):
+    """`handsign evaluate mnist` finds its data through $HANDSIGN_DATA (the bundled model's recorded data
+    folder is another machine's); `evaluate asl` says the landmark model is measured on photos instead."""
+    from handsign.errors import HandsignError
+    from handsign.evaluate import evaluate
+
+    monkeypatch.setenv("HANDSIGN_DATA", str(real_data_dir))
+    meta = json.loads((BUNDLED_DIR / "mnist.json").read_text())
+    assert evaluate("mnist")["accuracy"] == pytest.approx(meta["metrics"]["test_acc"], abs=1e-6)
+    with pytest.raises(HandsignError, match="hand-landmark model.*asl-pixels"):
+        evaluate("asl")
