@@ -21,12 +21,6 @@ from handsign.hands import landmarks
 from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class HandRoute:
     """A landmark model: labels, how to run it, and the fusion with a pixel model named in its metadata
     (`fusion`: {"pixel_model": file stem beside it, "pixel_weight": w}; p = (1 - w) p_hand + w p_pixel)."""
@@ -74,6 +68,8 @@ class HandRoute:
         left = np.array([h.handedness == "Left" for h in hands])
         x = hand_features(points, left)
         assert x.shape[1] == N_FEATURES
+        from handsign.predict import softmax  # the one softmax (predict imports this module lazily)
+
         return softmax(self._run(x).astype(np.float64))
 
 
