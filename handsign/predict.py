@@ -115,17 +115,10 @@ class Predictor:
         from handsign.checkpoint import load_model
 
         loaded = load_model(path, device=device)
-        import torch
-
         from handsign.models import for_inference
 
-        net = for_inference(loaded.model)  # BatchNorm folded into the convs: same logits, faster
-
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-        return cls(loaded.meta, run, "torch", path)
+        # BatchNorm folded into the convs: same logits, faster
+        return cls(loaded.meta, torch_runner(for_inference(loaded.model), device), "torch", path)
 
     @classmethod
     def _with_pixels(cls, hands, backend: str, device: str, spin: bool) -> "Predictor":
@@ -223,6 +216,17 @@ class Predictor:
                       on_error=None) -> list[dict]:
         """All of iter_predictions as a list: [{"path", "label", "probability", "top", "via", ...}, ...]."""
         return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
+
+
+def torch_runner(net, device: str = "cpu"):
+    """A torch model as the backends' common callable: float32 NumPy array in -> float32 logits out."""
+    import torch
+
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+    return run
 
 
 def check_min_confidence(value) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 WHY = ("The course's CNN learned Sign-MNIST's pixels: one plain background, a few people's hands, lit one way, "
        "28x28 gray. A real photo differs in all of these, so its pixels look like nothing the CNN has seen and "
@@ -63,8 +62,7 @@ def real_photos(course_model: Path, out: Path, data_dir, holdout: str = "hand3",
             by_hands = None
         pic = img.convert("RGB")
         if by_hands is not None:
-            hand = landmarks.Hand(np.array([[x, y, 0] for x, y in by_hands["landmarks"]], np.float32), "Right", 1.0)
-            pic = landmarks.draw_skeleton(pic, hand)
+            pic = landmarks.draw_skeleton(pic, by_hands["landmarks"])
         pic.thumbnail((160, 160), Image.Resampling.LANCZOS)
         name = shown / f"{letter}.jpg"
         pic.save(name, quality=88)

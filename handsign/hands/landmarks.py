@@ -171,14 +171,15 @@ def detect(rgb: np.ndarray) -> Hand | None:
     return Hand(pts, handedness, float(score), hands=len(found))
 
 
-def draw_skeleton(img, hand: Hand):
-    """A copy of PIL image `img` (RGB) with the hand's bones and joints drawn on it."""
+def draw_skeleton(img, points):
+    """A copy of PIL image `img` (RGB) with a hand's bones and joints drawn on it; points: the 21 (x, y)
+    (or (x, y, z)) in the image's pixels."""
     from PIL import ImageDraw
 
     out = img.convert("RGB")
     d = ImageDraw.Draw(out)
     unit = max(2, round(max(out.size) / 120))
-    xy = [(float(x), float(y)) for x, y in hand.points[:, :2]]
+    xy = [(float(p[0]), float(p[1])) for p in points]
     for a, b in BONES:
         d.line([xy[a], xy[b]], fill=(57, 255, 136), width=unit)
     for x, y in xy:

@@ -1,8 +1,8 @@
 """The landmark route of a prediction: a loaded landmark model (torch or ONNX Runtime) and how its
 answer is fused with a pixel model's.
 
-    route = HandRoute.load(path, backend="auto")
-    hand = route.find(rgb)              # MediaPipe; None when no hand is found
+    route = HandRoute.load(meta, path, backend="torch")   # or "onnx"
+    hand = find_hand(img)               # a decoded PIL picture -> MediaPipe's Hand, or None
     probs = route.probs([hand])         # (1, classes)
 
 Nothing here imports torch or MediaPipe at module level: the deploy install (ONNX Runtime) and a
@@ -18,7 +18,7 @@ import numpy as np
 
 from handsign.errors import CheckpointError, HandsignError
 from handsign.hands import landmarks
-from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
+from handsign.hands.features import FEATURES_VERSION, hand_features
 
 
 class HandRoute:
@@ -50,24 +50,16 @@ class HandRoute:
 
             onnx_meta, run = load_onnx(path.with_suffix(".onnx"), spin=spin)
             return cls(onnx_meta, run, "onnx", path.with_suffix(".onnx"))
-        import torch
-
         from handsign.checkpoint import load_model
+        from handsign.predict import torch_runner
 
-        net = load_model(path, device=device).model
-
-        def run(x: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-        return cls(meta, run, "torch", path)
+        return cls(meta, torch_runner(load_model(path, device=device).model, device), "torch", path)
 
     def probs(self, hands: list) -> np.ndarray:
         """Hands -> (n, classes) float64 probabilities."""
         points = np.stack([h.points for h in hands]).astype(np.float32)
         left = np.array([h.handedness == "Left" for h in hands])
-        x = hand_features(points, left)
-        assert x.shape[1] == N_FEATURES
+        x = hand_features(points, left)  # (n, N_FEATURES)
         from handsign.predict import softmax  # the one softmax (predict imports this module lazily)
 
         return softmax(self._run(x).astype(np.float64))

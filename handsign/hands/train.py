@@ -55,7 +55,7 @@ class HandsConfig:
     jitter: float = 0.03            # landmark noise, in palm sizes (MediaPipe's own wobble)
     mirror: float = 0.5             # share of samples read as the other hand: robustness to handedness errors
     seed: int = 0                   # seeds weights, shuffling, dropout and augmentation
-    threads: int = 0                # torch CPU threads (0 = torch's default)
+    threads: int = 0                # torch CPU threads while training (0 = 1: fastest for this small MLP)
     out: str = ""                   # run directory ("" = runs/<recipe>-<time>)
 
     def __post_init__(self):
@@ -246,8 +246,7 @@ def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:
         raise HandsignError(f"--holdout {cfg.holdout!r}: no such person in {root} (people: {', '.join(people(hs))})")
     metrics: dict = {"detection": report}
     if lopo:
-        kept = HandSet(*(_subset(hs, np.flatnonzero(groups != cfg.holdout)) if cfg.holdout else
-                         (hs.files, hs.labels, hs.label_names, hs.groups, hs.hands)))
+        kept = _subset(hs, np.flatnonzero(groups != cfg.holdout)) if cfg.holdout else hs
         result = leave_one_person_out(kept, cfg, log=log)
         metrics["leave_one_person_out"] = {k: v for k, v in result.items() if k != "probs"}
         log(f"leave-one-person-out: mean {100 * result['mean_accuracy']:.1f} %, "
@@ -269,6 +268,6 @@ def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:
     return run_dir
 
 
-def _subset(hs: HandSet, index: np.ndarray):
-    return ([hs.files[i] for i in index], hs.labels[index], hs.label_names, [hs.groups[i] for i in index],
-            [hs.hands[i] for i in index])
+def _subset(hs: HandSet, index: np.ndarray) -> HandSet:
+    return HandSet([hs.files[i] for i in index], hs.labels[index], hs.label_names, [hs.groups[i] for i in index],
+                   [hs.hands[i] for i in index])
