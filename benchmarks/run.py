@@ -167,7 +167,11 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
                 ("handsign loop, unfused blocks (course CNN, batch 256, course aug per image, channels-last)",
                  "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256}, False),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last)", "course-asl-cnn-aug",
-                 {"channels_last": True, "batch_size": 256}, True)]
+                 {"channels_last": True, "batch_size": 256}, True),
+                ("handsign loop (course CNN, batch 256, course aug per image, channels-last, bf16 autocast)",
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256, "precision": "bf16"}, True),
+                ("handsign loop (course CNN, batch 512, course aug per image, channels-last, bf16 autocast)",
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 512, "precision": "bf16"}, True)]
     variants += [(f"handsign loop ({r} recipe)", r, {}, True) for r in recipes]
     for label, recipe, extra, fused in variants:
         ConvBlock.fused = fused  # False: ConvBlock's plain nn.Sequential in training too (the ablation)

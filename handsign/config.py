@@ -13,6 +13,8 @@ DATASETS = ("mnist", "sign_mnist", "folder")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTS = ("none", "course", "hands", "digits", "photo")  # presets in handsign.transforms
+VALID_SPLITS = ("random", "groups")  # handsign.groups explains "groups"
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TrainConfig:
     preprocess: str = ""             # "" = the data set's spec | photo (+ hand crop, brightness match)
     valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
     valid_from_test: bool = False    # course behaviour: use the test file as validation
+    valid_split: str = "random"      # random | groups (hold out whole groups of near-copies: handsign.groups)
     seed: int = 0                    # seeds weights, shuffling, dropout and augmentation
     limit: int = 0                   # use only the first N training samples (0 = all)
     data_dir: str = ""               # data root ("" = $HANDSIGN_DATA or ./data)
@@ -41,6 +44,7 @@ class TrainConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
     threads: int = 0                 # torch CPU threads (0 = torch's default)
     channels_last: bool = False      # NHWC weights and activations: faster oneDNN convolutions on CPU
+    precision: str = "fp32"          # fp32 | bf16 (autocast: convs and matmuls in bfloat16) | auto (bf16 if native)
     eval_batch_size: int = 1000      # images per forward pass when evaluating
 
     def __post_init__(self):
@@ -63,6 +67,10 @@ class TrainConfig:
             bad("schedule", f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             bad("augment", f"unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTS)}")
+        if self.valid_split not in VALID_SPLITS:
+            bad("valid-split", f"unknown split {self.valid_split!r}; choose from {', '.join(VALID_SPLITS)}")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         if self.preprocess not in PREPROCESS_PRESETS:
             bad("preprocess", f"unknown preprocessing {self.preprocess!r}; choose from "
                 f"{', '.join(repr(p) for p in PREPROCESS_PRESETS)}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from handsign.errors import DataError
+from handsign.groups import near_duplicate_groups, split_by_groups
 
 ASL_LETTERS = "abcdefghiklmnopqrstuvwxy"  # 24 static letters: no j, no z (they need motion)
 DIGITS = "0123456789"
@@ -321,8 +322,13 @@ def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder
     raise DataError(f"unknown dataset {name!r}; choose mnist, sign_mnist or folder")
 
 
-def split_train_valid(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
-    """Seeded, stratified split: each class gives `fraction` of its samples to valid."""
+def split_train_valid(ds: Dataset, fraction: float, seed: int, by: str = "random") -> tuple[Dataset, Dataset]:
+    """Seeded, stratified split: each class gives `fraction` of its samples to valid. by="groups" holds
+    out whole groups of near-copies instead of single images (handsign.groups: why, and what it costs)."""
+    if by == "groups":
+        ids = near_duplicate_groups(ds.images, cache=cache_dir())
+        train_idx, valid_idx = split_by_groups(ids, ds.labels, len(ds.classes), fraction, seed)
+        return ds.subset(train_idx), ds.subset(valid_idx)
     g = torch.Generator().manual_seed(seed)
     valid_idx = []
     for c in range(len(ds.classes)):

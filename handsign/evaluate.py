@@ -38,7 +38,8 @@ def _dataset_for(meta: dict, split: str, data_dir):
     full = load_dataset(name, "train", data_dir, image_folder=folder)
     if cfg.get("limit"):
         full = full.subset(torch.arange(min(cfg["limit"], len(full))))
-    return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0))[1]
+    return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0),
+                             by=cfg.get("valid_split", "random"))[1]
 
 
 @torch.inference_mode()

@@ -122,7 +122,8 @@ def conv_block_train(x: torch.Tensor, conv, bn, p: float, generator: torch.Gener
     """
     y = F.conv2d(x.contiguous(memory_format=torch.channels_last), conv.weight, conv.bias,
                  conv.stride, conv.padding, conv.dilation, conv.groups)
-    y = y.contiguous(memory_format=torch.channels_last)
+    # under bf16 autocast the convolution answers in bfloat16; batch statistics need fp32 sums
+    y = y.float().contiguous(memory_format=torch.channels_last)
     b, c, h, w = y.shape
     if keep is None and p > 0:
         keep = keep_mask((b, h, w, c), p, generator)

@@ -57,7 +57,7 @@ class CNN(nn.Sequential):
 
     def __init__(self, num_classes: int = 24, in_channels: int = 1, image_size: int = 28,
                  channels: tuple = (25, 50, 75), dropouts: tuple = (0.0, 0.2, 0.0),
-                 hidden: int = 512, head_dropout: float = 0.3):
+                 hidden: int = 512, head_dropout: float = 0.3, flip_average: bool = False):
         if len(dropouts) != len(channels):
             raise HandsignError(f"cnn: {len(channels)} channels but {len(dropouts)} dropouts")
         blocks, c = [], in_channels
@@ -69,6 +69,14 @@ class CNN(nn.Sequential):
             raise HandsignError(f"cnn: image size {image_size} is too small for {len(channels)} blocks")
         super().__init__(*blocks, nn.Flatten(), nn.Linear(c * side * side, hidden),
                          Dropout(head_dropout), nn.ReLU(), nn.Linear(hidden, num_classes))
+        # test-time augmentation inside the model, so predict, serve and ONNX all do it: in eval mode the
+        # logits are the mean of the picture's and its mirror image's (for models trained with mirroring)
+        self.flip_average = flip_average
+
+    def forward(self, x):  # (N, C, H, W) -> (N, classes) logits
+        if self.flip_average and not self.training:
+            return (super().forward(x) + super().forward(x.flip(-1))) / 2
+        return super().forward(x)
 
 
 class LandmarkMLP(nn.Module):

@@ -34,7 +34,7 @@ from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
 from handsign.models import count_parameters, create_model
 from handsign.preprocess import default_spec
-from handsign.runtime import Progress, choose_threads, setup, step_flop
+from handsign.runtime import Progress, choose_threads, setup, step_flop, use_bf16
 from handsign.transforms import augment_batch, get_augment
 
 
@@ -87,7 +87,7 @@ def prepare_data(cfg: TrainConfig) -> Splits:
         notes.append("validating on the TEST file, as the course did: valid and test are the same data, "
                      "so the validation numbers are not an unbiased estimate")
     else:
-        train, valid = split_train_valid(full, cfg.valid_fraction, cfg.seed)
+        train, valid = split_train_valid(full, cfg.valid_fraction, cfg.seed, by=cfg.valid_split)
     if len(train) == 0 or len(valid) == 0:
         raise HandsignError(f"too little data: {len(train)} train and {len(valid)} valid samples "
                             f"(raise --limit or --valid-fraction)")
@@ -159,6 +159,7 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
     progress = Progress(steps, f"epoch {epoch}/{cfg.epochs}", enabled=show_progress)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
+    bf16 = use_bf16(cfg.precision, device)
     start = time.perf_counter()
     for b in range(steps):
         idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
@@ -167,7 +168,8 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
         x = augment_batch(x, aug, g, per_batch=cfg.augment_per_batch)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step0 + b, total_steps, cfg)
-        logits = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).float()  # (B, classes); the loss and its softmax in fp32 either way
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -285,6 +287,9 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     log(cfg.describe())
     if threads_note:
         log(threads_note)
+    if cfg.precision == "auto":
+        log(f"precision: {'bf16' if use_bf16('auto', device) else 'fp32'} (auto: bf16 where {device.type} "
+            f"computes it natively)")
     log(f"data: {cfg.dataset} train {len(splits.train)}, valid {len(splits.valid)}, "
         f"test {len(splits.test) if splits.test is not None else 0}")
     for note in splits.notes:

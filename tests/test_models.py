@@ -74,3 +74,32 @@ def test_for_inference_gives_the_same_logits_and_leaves_the_model_alone(name):
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
     if name == "cnn":  # the copy has the BatchNorm folded away: not a checkpoint layout
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+
+
+def test_flip_average_is_mirror_invariant_in_eval_and_exports_to_onnx(tmp_path):
+    import numpy as np
+
+    from handsign.checkpoint import save_checkpoint
+    from handsign.export import export
+    from handsign.onnx_runtime import load_onnx
+    from handsign.preprocess import default_spec
+
+    torch.manual_seed(0)
+    model = create_model("cnn", 24, flip_average=True)
+    x = torch.rand(4, 1, 28, 28)
+    model.train()
+    assert not torch.allclose(model(x), model(x.flip(-1)))  # training: one view, as trained
+    model.eval()
+    assert torch.allclose(model(x), model(x.flip(-1)), atol=1e-5)
+    plain = create_model("cnn", 24).eval()
+    plain.load_state_dict(model.state_dict())  # same weights and keys: the flag is not a tensor
+    assert torch.allclose(model(x), (plain(x) + plain(x.flip(-1))) / 2, atol=1e-5)
+    ckpt = save_checkpoint(tmp_path / "flip.safetensors", model, {
+        "architecture": {"name": "cnn", "args": {"flip_average": True}}, "labels": list("abcdefghiklmnopqrstuvwxy"),
+        "task": "sign_mnist", "preprocess": default_spec("sign_mnist")})
+    assert export(ckpt)["max_abs_diff"] < 1e-4
+    _, run = load_onnx(ckpt.with_suffix(".onnx"))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.allclose(run(x.numpy()), expected, atol=1e-4)
+    assert np.allclose(run(x.flip(-1).numpy()), expected, atol=1e-4)

@@ -98,3 +98,26 @@ def test_real_data_smoke_runs(tmp_path, real_data_dir):
         r = train(make_config(recipe, epochs=1, limit=2000, data_dir=str(real_data_dir), out=str(tmp_path / recipe)),
                   **QUIET)
         assert r.metrics["best"]["test_acc"] > 0.2, recipe  # chance: 0.1 / 0.04
+
+
+def test_bf16_training_learns_and_saves_fp32_weights(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    run = train(cfg(root, tmp_path / "bf16", epochs=3, precision="bf16", channels_last=True, lr=3e-3), **QUIET)
+    assert run.metrics["best"]["test_acc"] > 0.5  # synthetic classes are easy; chance is 1/24
+    loaded = load_model(run.best)
+    assert all(p.dtype.is_floating_point and p.dtype == loaded.model[0].model[0].weight.dtype
+               for p in loaded.model.parameters())
+    assert str(loaded.model[0].model[0].weight.dtype) == "torch.float32"
+    with pytest.raises(HandsignError, match="--precision"):
+        make_config(precision="fp8")
+
+
+def test_auto_precision_says_what_it_chose(tmp_path):
+    from handsign.runtime import use_bf16
+
+    root = make_sign_mnist(tmp_path / "d")
+    lines = []
+    train(cfg(root, tmp_path / "auto", epochs=1, precision="auto"), show_progress=False, log=lines.append)
+    chosen = "bf16" if use_bf16("auto", __import__("torch").device("cpu")) else "fp32"
+    assert any(line.startswith(f"precision: {chosen} (auto") for line in lines)
+    assert use_bf16("bf16", None) and not use_bf16("fp32", None)

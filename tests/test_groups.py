@@ -1,0 +1,60 @@
+"""Grouped validation split: near-copies of one picture never straddle train and valid."""
+
+import torch
+
+from handsign.config import make_config
+from handsign.data import Dataset, split_train_valid
+from handsign.groups import near_duplicate_groups
+
+
+def near_copies(n_sources: int = 12, copies: int = 5, classes: int = 3, seed: int = 0) -> tuple[Dataset, torch.Tensor]:
+    """`n_sources` random pictures, each with `copies` slightly noisy versions; returns data + true source id."""
+    g = torch.Generator().manual_seed(seed)
+    sources = torch.rand(n_sources, 1, 28, 28, generator=g) * 255
+    images, labels, origin = [], [], []
+    for s in range(n_sources):
+        for _ in range(copies):
+            noisy = (sources[s] + torch.randn(1, 28, 28, generator=g) * 4).clamp(0, 255)
+            images.append(noisy.to(torch.uint8))
+            labels.append(s % classes)
+            origin.append(s)
+    ds = Dataset(torch.stack(images), torch.tensor(labels), list("abc")[:classes], "sign_mnist", "test")
+    return ds, torch.tensor(origin)
+
+
+def test_groups_are_the_sources(tmp_path):
+    ds, origin = near_copies()
+    ids = near_duplicate_groups(ds.images)
+    assert len(torch.unique(ids)) == len(torch.unique(origin))
+    for k in torch.unique(ids):  # each group is exactly one source's copies
+        assert len(torch.unique(origin[ids == k])) == 1
+    assert torch.equal(near_duplicate_groups(ds.images, cache=tmp_path), ids)  # computed, then cached
+    assert torch.equal(near_duplicate_groups(ds.images, cache=tmp_path), ids)  # read back
+    (next(tmp_path.iterdir())).write_bytes(b"broken")  # a damaged cache file is recomputed
+    assert torch.equal(near_duplicate_groups(ds.images, cache=tmp_path), ids)
+
+
+def test_group_split_holds_out_whole_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path))
+    ds, origin = near_copies(n_sources=30)
+    tr, va = split_train_valid(ds, 0.2, seed=1, by="groups")
+    assert len(tr) + len(va) == len(ds) and 0 < len(va) < len(ds)
+    assert torch.bincount(va.labels, minlength=3).min() > 0  # every class is validated
+    key = lambda x: bytes(x.numpy())  # noqa: E731
+    src = {key(x): int(o) for x, o in zip(ds.images, origin)}
+    assert not {src[key(x)] for x in tr.images} & {src[key(x)] for x in va.images}
+    # random splitting, by contrast, puts copies of one source on both sides
+    rtr, rva = split_train_valid(ds, 0.2, seed=1)
+    assert {src[key(x)] for x in rtr.images} & {src[key(x)] for x in rva.images}
+    _, va2 = split_train_valid(ds, 0.2, seed=2, by="groups")
+    assert not torch.equal(va.images, va2.images) or len(va) != len(va2)
+
+
+def test_valid_split_is_a_checked_choice():
+    import pytest
+
+    from handsign.errors import HandsignError
+
+    assert make_config(valid_split="groups").valid_split == "groups"
+    with pytest.raises(HandsignError, match="--valid-split"):
+        make_config(valid_split="people")
