@@ -94,8 +94,9 @@ def examples_one_epoch(data_dir, log) -> dict:
     torch.manual_seed(1)  # the example's default --seed
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     root = resolve_data_dir(data_dir)  # torchvision's layout: <root>/MNIST/raw
+    # on a CPU the example passes only batch_size (its shuffle=True is in the accelerator-only kwargs)
     train_loader = torch.utils.data.DataLoader(datasets.MNIST(root, train=True, download=False, transform=tf),
-                                               batch_size=64, shuffle=True)
+                                               batch_size=64)
     test_loader = torch.utils.data.DataLoader(datasets.MNIST(root, train=False, transform=tf), batch_size=1000)
     model = ExamplesNet()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
@@ -113,7 +114,9 @@ def examples_one_epoch(data_dir, log) -> dict:
     correct = 0
     with torch.no_grad():
         for data, target in test_loader:
-            correct += model(data).argmax(dim=1).eq(target).sum().item()
+            output = model(data)
+            F.nll_loss(output, target, reduction="sum").item()  # the example sums the test loss per batch
+            correct += output.argmax(dim=1).eq(target).sum().item()
     scheduler.step()
     seconds = time.perf_counter() - start
     log(f"  pytorch/examples mnist, 1 epoch: {seconds:.1f} s, test {correct / 10000:.2%}")
