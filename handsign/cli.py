@@ -253,7 +253,7 @@ def _add_import_course_model(sub):
 
 
 def cmd_import_course_model(a) -> int:
-    from handsign.course_import import import_course_model
+    from handsign.course.course_import import import_course_model
 
     labels = [x.strip() for x in a.labels.split(",")] if a.labels else None
     r = import_course_model(a.pth, a.out, labels=labels)
@@ -360,7 +360,7 @@ def _add_reproduce(sub):
 
 
 def cmd_reproduce(a) -> int:
-    from handsign.reproduce import reproduce
+    from handsign.course.reproduce import reproduce
 
     reproduce(a.out, quick=a.quick, data_dir=a.data_dir, images=a.images, seed=a.seed, device=a.device,
               threads=a.threads, show_progress=not a.quiet)
@@ -385,7 +385,7 @@ def _add_photo_eval(sub):
 
 
 def cmd_photo_eval(a) -> int:
-    from handsign.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval
+    from handsign.course.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval
 
     r = photo_eval(a.models, n_per_class=a.n_per_class, seed=PHOTO_SEED if a.seed is None else a.seed,
                    data_dir=a.data_dir, preprocess=a.preprocess, backend=a.backend, save_images=a.save_images)
