@@ -16,17 +16,18 @@ from pathlib import Path
 
 from handsign.checkpoint import atomic_write_bytes, load_model, save_checkpoint
 from handsign.errors import HandsignError
+from handsign.meta import ModelMeta
 
 NOT_FLAGS = ("recipe", "model_args", "eval_batch_size")  # config fields without a `handsign train` flag
 
 
-def train_command(meta: dict) -> str:
-    """The `handsign train` command that reproduces a checkpoint's config (recipe + changed settings)."""
+def train_command(cfg: dict, imported_from: str = "") -> str:
+    """The `handsign train` command that reproduces a checkpoint's config (ModelMeta.config: recipe + changed
+    settings); a model with no config but `imported_from` (ModelMeta.source) gets its import command."""
     from handsign.config import TrainConfig, get_recipe
 
-    cfg = meta.get("config")
     if not cfg:
-        src = meta.get("source", {}).get("imported_from")
+        src = imported_from
         return f"handsign import-course-model {shlex.quote(src)} OUT" if src else "(unknown: no config in metadata)"
     recipe = cfg.get("recipe", "")
     base = TrainConfig(recipe=recipe, **(get_recipe(recipe) if recipe else {})).to_dict()
@@ -51,10 +52,9 @@ def bundle(checkpoint, name: str, out_dir="bundle", command: str | None = None) 
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
         raise HandsignError(f"NAME {name!r}: use lower-case letters, digits, '-' and '_'")
     loaded = load_model(resolve_model(checkpoint))
-    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "format_version", "train_state")}
-    meta["name"] = name
-    meta["bundle"] = {"command": command or train_command(meta), "source_checkpoint": str(loaded.path),
-                      "source_sha256": _sha256(loaded.path)}
+    meta = loaded.meta.replace(train_state=None, name=name, bundle={
+        "command": command or train_command(loaded.meta.config, loaded.meta.source.get("imported_from", "")), "source_checkpoint": str(loaded.path),
+        "source_sha256": _sha256(loaded.path)})
     out = Path(out_dir) / f"{name}.safetensors"
     save_checkpoint(out, loaded.model, meta)  # + NAME.json, a readable copy of the metadata
     onnx = export(load_model(out), out.with_suffix(".onnx"))
@@ -88,23 +88,23 @@ LIMITATIONS = {
 }
 
 
-def model_card(meta: dict, onnx: dict, out: Path) -> str:
+def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
     """Markdown model card from the metadata (what, how it was trained, how well, how to use, limits)."""
-    m, data, spec = meta.get("metrics", {}), meta.get("data", {}), meta["preprocess"]
-    arch = meta["architecture"]
-    labels = meta["labels"]
-    task = meta.get("task", "")
+    m, data, spec = meta.metrics, meta.data, meta.preprocess
+    arch = meta.architecture
+    labels = meta.labels
+    task = meta.task
     lines = [
-        f"# Model card: {meta['name']}",
+        f"# Model card: {meta.name}",
         "",
         f"A `{arch['name']}` classifier of {len(labels)} classes ({', '.join(map(str, labels))}) made with "
-        f"handsign {meta.get('versions', {}).get('handsign', '?')}.",
+        f"handsign {meta.versions.get('handsign', '?')}.",
         "",
         "## Use",
         "",
         "```bash",
-        f"handsign predict --model {meta['name']} photo.png        # ONNX Runtime if installed, else torch",
-        f"handsign predict --model {meta['name']} --json folder/    # one JSON object per image",
+        f"handsign predict --model {meta.name} photo.png        # ONNX Runtime if installed, else torch",
+        f"handsign predict --model {meta.name} --json folder/    # one JSON object per image",
         "```",
         "",
         "## Data",
@@ -117,10 +117,10 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         "",
         "## Training",
         "",
-        f"- recipe: `{meta.get('recipe') or '(none)'}`",
-        f"- command: `{meta['bundle']['command']}`",
+        f"- recipe: `{meta.recipe or '(none)'}`",
+        f"- command: `{meta.bundle['command']}`",
         f"- architecture: `{json.dumps(arch, sort_keys=True)}`",
-        f"- best epoch: {m.get('epoch', '?')}; versions: `{json.dumps(meta.get('versions', {}), sort_keys=True)}`",
+        f"- best epoch: {m.get('epoch', '?')}; versions: `{json.dumps(meta.versions, sort_keys=True)}`",
         "",
         "## Accuracy",
         "",
@@ -143,7 +143,7 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         f"- `{out.name}` (weights + metadata), `{out.with_suffix('.json').name}` (readable metadata), "
         f"`{out.with_suffix('.onnx').name}` (opset {onnx['opset']}, metadata embedded; max |logit difference| vs "
         f"torch on {onnx['check_batch']} random images: {onnx['max_abs_diff']:.3g})",
-        f"- trained checkpoint sha256: `{meta['bundle']['source_sha256']}`",
+        f"- trained checkpoint sha256: `{meta.bundle['source_sha256']}`",
         "",
         "## Limitations",
         "",

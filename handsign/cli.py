@@ -280,10 +280,10 @@ def _add_bundle(sub):
 
 def cmd_bundle(a) -> int:
     from handsign.bundle import bundle
-    from handsign.checkpoint import input_kind, read_metadata
+    from handsign.checkpoint import read_metadata
     from handsign.predict import resolve_model
 
-    if input_kind(read_metadata(resolve_model(a.checkpoint))) == "landmarks":
+    if read_metadata(resolve_model(a.checkpoint)).input == "landmarks":
         from handsign.hands.bundle import bundle_hands
 
         from handsign.hands.bundle import summarise_lopo

@@ -13,17 +13,18 @@ import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
 from handsign.errors import HandsignError
+from handsign.meta import ModelMeta
 from handsign.models import for_inference
 
 if TYPE_CHECKING:
     from handsign.data import Dataset
 
 
-def _dataset_for(meta: dict, split: str, data_dir):
+def _dataset_for(meta: ModelMeta, split: str, data_dir):
     from handsign.data import load_dataset, split_train_valid
 
-    cfg = meta.get("config") or {}
-    name = meta.get("task") or cfg.get("dataset")
+    cfg = meta.config
+    name = meta.task or cfg.get("dataset")
     # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
     # may not be), else $HANDSIGN_DATA or ./data
     recorded = cfg.get("data_dir") or ""
@@ -71,8 +72,8 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
     if str(checkpoint) in BUNDLED:  # a bundled name ("mnist", "asl")
         checkpoint = resolve_model(checkpoint)
     loaded = load_model(checkpoint, device=str(dev))
-    if loaded.meta.get("input") == "landmarks":
-        pixel = (loaded.meta.get("fusion") or {}).get("pixel_model")
+    if loaded.meta.input == "landmarks":
+        pixel = loaded.meta.fusion.get("pixel_model")
         hint = f"; evaluate its pixel model: handsign evaluate {loaded.path.parent / pixel}.safetensors" if pixel else ""
         raise HandsignError(f"{loaded.path}: a hand-landmark model, evaluated on photos leaving one person out "
                             f"(its metrics and benchmarks/hands_lopo.py){hint}")

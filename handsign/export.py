@@ -10,10 +10,9 @@ so handsign.onnx_runtime can predict from the .onnx file alone, without torch; i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, input_shape, load_model, state_dict_sha256
+from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
 
@@ -46,13 +45,12 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     if out.suffix != ".onnx":
         raise HandsignError(f"{out}: the output file name must end in .onnx")
     net = model.model.cpu().eval()
-    meta = {k: v for k, v in model.meta.items() if k != "train_state"}
-    meta.setdefault("name", model.path.stem)
-    shape = input_shape(meta)
-    input_name = LANDMARK_INPUT if input_kind(meta) == "landmarks" else INPUT
-    # the identity of the weights this graph is made from: Predictor.load compares it with the checkpoint
-    # beside the .onnx, so an export left over from before a retrain is never used in silence
-    meta["weights_sha256"] = state_dict_sha256(net.state_dict())
+    shape = model.meta.input_shape
+    input_name = LANDMARK_INPUT if model.meta.input == "landmarks" else INPUT
+    # weights_sha256, the identity of the weights this graph is made from: Predictor.load compares it with the
+    # checkpoint beside the .onnx, so an export left over from before a retrain is never used in silence
+    meta = model.meta.replace(train_state=None, name=model.meta.name or model.path.stem,
+                              weights_sha256=state_dict_sha256(net.state_dict()))
 
     example = torch.rand(2, *shape)
     try:
@@ -68,11 +66,11 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
         raise HandsignError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} on logits up to {scale:.3g}; "
                             f"not written")
     if diff is not None:
-        meta["onnx"] = {"opset": OPSET, "input": input_name, "output": OUTPUT, "max_abs_diff_vs_torch": diff}
+        meta = meta.replace(onnx={"opset": OPSET, "input": input_name, "output": OUTPUT, "max_abs_diff_vs_torch": diff})
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
-    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta['name']}: {input_name} -> {OUTPUT}"
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta.name}: {input_name} -> {OUTPUT}"
     atomic_write_bytes(out, proto.SerializeToString())
     return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET,
             "input": f"{input_name} [N,{','.join(map(str, shape))}]"}

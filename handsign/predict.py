@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from handsign import preprocess as pp
-from handsign.checkpoint import input_kind, read_metadata, resolve_checkpoint
+from handsign.checkpoint import read_metadata, resolve_checkpoint
 from handsign.errors import CheckpointError, HandsignError, ImageError
+from handsign.meta import ModelMeta
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED = ("asl", "mnist")  # names usable as --model; files bundled/<name>.safetensors/.json/.onnx
-MIN_CONFIDENCE = 0.5  # top-1 probability below which the answer is "not sure" (a model's metadata may set its own)
+MIN_CONFIDENCE = 0.5  # top-1 probability below which the answer is "not sure" (ModelMeta.min_confidence overrides)
 NOT_SURE = "not sure"
 
 
@@ -58,17 +59,18 @@ class Predictor:
     picture already in the training data's form (a 28x28 gray frame), to the pixel model. Every answer
     says which route gave it: "via": "landmarks" (+ the 21 points in the image's pixels) or "pixels"."""
 
-    def __init__(self, meta: dict | None, run, backend: str, source: Path, hands=None):
+    def __init__(self, meta: ModelMeta | None, run, backend: str, source: Path, hands=None):
         if meta is None and hands is None:
             raise HandsignError("a Predictor needs a pixel model, a landmark model or both")
         self.pixel_meta, self._run, self.backend, self.source, self.hands = meta, run, backend, source, hands
         self.meta = hands.meta if hands is not None else meta  # the model the user named
-        self.labels = list(self.meta["labels"])
-        self.spec = pp.check_spec(dict(meta["preprocess"])) if meta is not None else None
-        if hands is not None and meta is not None and list(meta["labels"]) != self.labels:
+        self.labels = list(self.meta.labels)
+        self.spec = pp.check_spec(dict(meta.preprocess)) if meta is not None else None
+        if hands is not None and meta is not None and list(meta.labels) != self.labels:
             raise CheckpointError(f"{source}: the pixel model's labels differ from the landmark model's")
-        self.name = self.meta.get("name") or source.stem
-        self.min_confidence = check_min_confidence(self.meta.get("min_confidence", MIN_CONFIDENCE))
+        self.name = self.meta.name or source.stem
+        own = self.meta.min_confidence
+        self.min_confidence = MIN_CONFIDENCE if own is None else check_min_confidence(own)
 
     @classmethod
     def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu",
@@ -95,7 +97,7 @@ class Predictor:
             meta, run = load_onnx(onnx_path, spin=spin)
             stale = onnx_path != path and _stale(meta, path)
             if not stale:
-                if input_kind(meta) == "landmarks":
+                if meta.input == "landmarks":
                     from handsign.hands.route import HandRoute
 
                     return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)
@@ -108,7 +110,7 @@ class Predictor:
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
         meta = read_metadata(path)
-        if input_kind(meta) == "landmarks":
+        if meta.input == "landmarks":
             from handsign.hands.route import HandRoute
 
             return cls._with_pixels(HandRoute.load(meta, path, "torch", device), requested, device, spin)
@@ -236,12 +238,12 @@ def check_min_confidence(value) -> float:
     return float(value)
 
 
-def _stale(onnx_meta: dict, checkpoint: Path) -> str:
+def _stale(onnx_meta: ModelMeta, checkpoint: Path) -> str:
     """Why an .onnx file does not belong to `checkpoint` ("" if it does): it records the sha256 of the
     weights it was exported from (handsign.export); one without that record cannot be trusted."""
     from handsign.checkpoint import weights_sha256
 
-    recorded = onnx_meta.get("weights_sha256")
+    recorded = onnx_meta.weights_sha256
     if not recorded:
         return (f"it records no weights hash (exported by an older handsign), so it cannot be matched to "
                 f"{checkpoint.name}")

@@ -32,6 +32,7 @@ from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
+from handsign.meta import ModelMeta
 from handsign.models import count_parameters, create_model
 from handsign.preprocess import default_spec
 from handsign.runtime import Progress, choose_threads, setup, step_flop
@@ -268,13 +269,13 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     if resume is not None and (run_dir / "last.safetensors").exists():  # else killed before its first save
         model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
         model.load_state_dict(model_state)
-        optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta["train_state"]["optimizer"]))
-        history = meta["train_state"]["history"]
-        start_epoch = meta["train_state"]["epoch"] + 1
+        optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta.train_state["optimizer"]))
+        history = meta.train_state["history"]
+        start_epoch = meta.train_state["epoch"] + 1
         best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
-        if threads_note and meta["train_state"].get("threads"):  # same threads, same float sums: exact resume
-            torch.set_num_threads(meta["train_state"]["threads"])
-            threads_note = f"threads: {meta['train_state']['threads']} (as the run being resumed; --threads N overrides)"
+        if threads_note and meta.train_state.get("threads"):  # same threads, same float sums: exact resume
+            torch.set_num_threads(meta.train_state["threads"])
+            threads_note = f"threads: {meta.train_state['threads']} (as the run being resumed; --threads N overrides)"
     net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
     if distributed.is_main():  # only rank 0 writes into the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -294,13 +295,11 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
                  "n_valid": len(splits.valid), "n_test": len(splits.test) if splits.test is not None else 0,
                  "train_fingerprint": splits.train.fingerprint(), "valid_from_test": cfg.valid_from_test}
 
-    def meta_for(metrics: dict, train_state: dict | None = None) -> dict:
-        m = {"architecture": arch, "labels": classes, "task": cfg.dataset, "preprocess": spec,
-             "recipe": cfg.recipe, "config": cfg.to_dict(), "metrics": metrics, "data": data_info,
-             "versions": _versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        if train_state is not None:
-            m["train_state"] = train_state
-        return m
+    def meta_for(metrics: dict, train_state: dict | None = None) -> ModelMeta:
+        return ModelMeta(architecture=arch, labels=classes, task=cfg.dataset, preprocess=spec, recipe=cfg.recipe,
+                         config=cfg.to_dict(), metrics=metrics, data=data_info, versions=_versions(),
+                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                         train_state=train_state)
 
     def save_last(epoch: int):
         if not distributed.is_main():
@@ -356,23 +355,20 @@ def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) 
     if splits is None:  # called on its own (e.g. to re-evaluate a finished run): load the data again
         device = setup(cfg.seed, cfg.device, cfg.threads)
         splits = prepare_data(cfg)
-    history = read_metadata(run_dir / "last.safetensors")["train_state"]["history"]
+    history = read_metadata(run_dir / "last.safetensors").train_state["history"]
     results = {}
     for name in ("best", "last"):
         path = run_dir / f"{name}.safetensors"
         loaded = load_model(path, device=str(device))
-        meta = loaded.meta
-        metrics = dict(meta["metrics"])
+        metrics = dict(loaded.meta.metrics)
         if splits.test is not None:
             te = evaluate_tensors(loaded.model, splits.test, cfg.eval_batch_size, device)
             metrics.update(test_loss=te["loss"], test_acc=te["acc"])
-        meta["metrics"] = metrics
         tensors = {}
         if name == "last":
             from handsign.checkpoint import load_train_state
             _, tensors, _ = load_train_state(path)
-        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-        save_checkpoint(path, loaded.model, meta, tensors)
+        save_checkpoint(path, loaded.model, loaded.meta.replace(metrics=metrics), tensors)
         results[name] = metrics
     diag = diagnose(history, test_acc=results["last"].get("test_acc"))
     best = results["best"]

@@ -59,7 +59,7 @@ def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, d
     result = train(cfg, log=log, show_progress=show_progress)
     seconds = time.perf_counter() - t0
     best, last = result.metrics["best"], result.metrics["last"]
-    data = read_metadata(result.best).get("data", {})
+    data = read_metadata(result.best).data
     rel = lambda p: Path(p).relative_to(out).as_posix()  # noqa: E731 - paths in the report are relative
     stage = {
         "recipe": recipe, "description": RECIPES[recipe]["description"], "config": cfg.to_dict(),

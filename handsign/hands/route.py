@@ -19,14 +19,15 @@ import numpy as np
 from handsign.errors import CheckpointError, HandsignError
 from handsign.hands import landmarks
 from handsign.hands.features import FEATURES_VERSION, hand_features
+from handsign.meta import ModelMeta
 
 
 class HandRoute:
     """A landmark model: labels, how to run it, and the fusion with a pixel model named in its metadata
     (`fusion`: {"pixel_model": file stem beside it, "pixel_weight": w}; p = (1 - w) p_hand + w p_pixel)."""
 
-    def __init__(self, meta: dict, run, backend: str, source: Path):
-        pre = meta.get("preprocess", {})
+    def __init__(self, meta: ModelMeta, run, backend: str, source: Path):
+        pre = meta.preprocess
         if pre.get("kind") != "hand-landmarks" or pre.get("features") != FEATURES_VERSION:
             raise CheckpointError(f"{source}: landmark features {pre.get('features')!r} are not the ones this "
                                   f"handsign computes (version {FEATURES_VERSION}); retrain or upgrade handsign")
@@ -34,8 +35,8 @@ class HandRoute:
             raise CheckpointError(f"{source}: trained on landmarks found with detector settings "
                                   f"{pre.get('detector')!r}, this handsign uses {landmarks.DETECTOR!r}; retrain it")
         self.meta, self._run, self.backend, self.source = meta, run, backend, source
-        self.labels = list(meta["labels"])
-        fusion = meta.get("fusion") or {}
+        self.labels = list(meta.labels)
+        fusion = meta.fusion
         self.pixel_model = fusion.get("pixel_model")
         w = fusion.get("pixel_weight", 0.0)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
@@ -43,7 +44,7 @@ class HandRoute:
         self.pixel_weight = float(w)
 
     @classmethod
-    def load(cls, meta: dict, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
+    def load(cls, meta: ModelMeta, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
         """backend "onnx": path.onnx (or the given .onnx); "torch": the .safetensors checkpoint."""
         if backend == "onnx":
             from handsign.onnx_runtime import load_onnx

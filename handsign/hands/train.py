@@ -30,6 +30,7 @@ from handsign.errors import HandsignError
 from handsign.hands.data import GROUP_PATTERN, HandSet, load_folder
 from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
 from handsign.hands.landmarks import DETECTOR, WRIST
+from handsign.meta import ModelMeta
 from handsign.models import create_model
 
 PHOTOS_SUBDIR = "asl_photos/massey"  # under the data root; ROOT/<letter>/*.jpeg, people hand1..hand5
@@ -222,14 +223,15 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def landmark_meta(cfg: HandsConfig, labels: list[str], metrics: dict, data: dict) -> dict:
+def landmark_meta(cfg: HandsConfig, labels: list[str], metrics: dict, data: dict) -> ModelMeta:
     """The checkpoint metadata of a landmark model: what it reads (`input`), how (`preprocess`)."""
-    return {"architecture": {"name": "landmark_mlp", "args": {"in_features": N_FEATURES, "hidden": list(cfg.hidden),
-                                                              "dropout": cfg.dropout}},
-            "labels": labels, "input": "landmarks", "task": "asl_photos", "recipe": cfg.recipe,
-            "preprocess": {"version": 1, "kind": "hand-landmarks", "features": FEATURES_VERSION, "detector": DETECTOR},
-            "config": cfg.to_dict(), "metrics": metrics, "data": data, "versions": _versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return ModelMeta(architecture={"name": "landmark_mlp", "args": {"in_features": N_FEATURES,
+                                                                    "hidden": list(cfg.hidden), "dropout": cfg.dropout}},
+                     labels=labels, input="landmarks", task="asl_photos", recipe=cfg.recipe,
+                     preprocess={"version": 1, "kind": "hand-landmarks", "features": FEATURES_VERSION,
+                                 "detector": DETECTOR},
+                     config=cfg.to_dict(), metrics=metrics, data=data, versions=_versions(),
+                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:

@@ -77,7 +77,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
     @app.get("/models", summary="Served models with their labels and preprocessing")
     async def list_models():
-        return [{"name": n, "task": p.meta.get("task"), "labels": p.labels, "backend": backend_name(p),
+        return [{"name": n, "task": p.meta.task or None, "labels": p.labels, "backend": backend_name(p),
                  "preprocess": p.spec, "default": n == default_model} for n, p in models.items()]
 
     # --- images --------------------------------------------------------------------------------
