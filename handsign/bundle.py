@@ -18,9 +18,6 @@ from handsign.checkpoint import atomic_write_bytes, load_model, save_checkpoint
 from handsign.errors import HandsignError
 from handsign.meta import ModelMeta
 
-NOT_FLAGS = ("recipe", "model_args", "eval_batch_size")  # config fields without a `handsign train` flag
-
-
 def train_command(cfg: dict, imported_from: str = "") -> str:
     """The `handsign train` command that reproduces a checkpoint's config (ModelMeta.config: recipe + changed
     settings); a model with no config but `imported_from` (ModelMeta.source) gets its import command."""
@@ -31,14 +28,8 @@ def train_command(cfg: dict, imported_from: str = "") -> str:
         return f"handsign import-course-model {shlex.quote(src)} OUT" if src else "(unknown: no config in metadata)"
     recipe = cfg.get("recipe", "")
     base = TrainConfig(recipe=recipe, **(get_recipe(recipe) if recipe else {})).to_dict()
-    parts = ["handsign", "train"] + (["--recipe", recipe] if recipe else [])
-    for key in base:  # TrainConfig's field order (the stored JSON has its keys sorted)
-        value = cfg.get(key, base[key])
-        if key in NOT_FLAGS or value == base[key]:
-            continue
-        flag = "--" + key.replace("_", "-")
-        parts += [flag] if value is True else [flag, str(value)]
-    command = " ".join(shlex.quote(p) for p in parts)
+    known = {k: v for k, v in cfg.items() if k in base}  # a field of an older handsign is left out
+    command = " ".join(shlex.quote(p) for p in ["handsign", "train", *TrainConfig(**{**base, **known}).to_argv()])
     if cfg.get("model_args"):
         command += f"  # with model_args {json.dumps(cfg['model_args'])} (set in the config, no flag)"
     return command

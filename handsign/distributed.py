@@ -1,6 +1,7 @@
 """Multi-process training with DistributedDataParallel: joining the group, rank helpers, all-reduce, launch.
 
     torchrun --nproc-per-node 2 -m handsign train ...      (or: handsign train --nproc 2 ...)
+    train_multiprocess(make_config("fast-asl"), nproc=2)   # the same from Python
 
 A process started by torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR in its environment) joins the
 group in `init`: gloo on CPU, NCCL on CUDA with rank r on cuda:LOCAL_RANK. Any other process is rank 0
@@ -257,6 +258,24 @@ def check_same_weights(model: torch.nn.Module, log) -> None:
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks ended with different weights: {digests}")
     log(f"weights identical on all {world_size()} ranks (parameters sha256 {digests[0]})")
+
+
+def train_multiprocess(config=None, nproc: int = 2, *, resume=None, epochs: int | None = None,
+                       show_progress: bool = True) -> int:
+    """Python API of `handsign train --nproc N`: train `config` (a TrainConfig), or continue the stopped run
+    in folder `resume` (to `epochs`), with N processes under torchrun; they write the run folder as train()
+    does (config.out). Returns the exit code: 0 done, 128 + N stopped by signal N, else failed."""
+    if resume:
+        argv = ["--resume", str(resume)] + ([] if epochs is None else ["--epochs", str(epochs)])
+    elif config is None:
+        raise HandsignError("train_multiprocess: give a TrainConfig or a run folder to resume")
+    else:
+        from handsign.config import get_recipe
+
+        if config.model_args != (get_recipe(config.recipe) if config.recipe else {}).get("model_args", {}):
+            raise HandsignError("model_args has no flag: multi-process training takes the settings a flag can give")
+        argv = config.to_argv()
+    return launch(nproc, ["train", *argv, *([] if show_progress else ["--quiet"])])
 
 
 def launch(nproc: int, argv: list[str]) -> int:

@@ -278,13 +278,27 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
-def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto",
-            min_confidence: float | None = None) -> list[dict]:
-    """Python API of `handsign predict`: paths/folders/globs -> one dict per image."""
+def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto", min_confidence: float | None = None,
+            batch_size: int = 64, on_error=None) -> list[dict]:
+    """Python API of `handsign predict`: paths/folders/globs -> one dict per image.
+
+    top_k: labels listed per image, at least 1 (more than the model has lists them all). min_confidence:
+    "not sure" below this top probability (None: the model's own, else MIN_CONFIDENCE). on_error(name,
+    error): a bad image is reported there and skipped (default: ImageError is raised)."""
+    return list(iter_predict(inputs, model, top_k, backend, min_confidence, batch_size, on_error))
+
+
+def iter_predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto",
+                 min_confidence: float | None = None, batch_size: int = 64, on_error=None):
+    """`predict`, one answer at a time as each batch is done (what the CLI prints as it goes)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise HandsignError(f"--top-k must be at least 1, not {top_k!r}")
+    if min_confidence is not None:
+        check_min_confidence(min_confidence)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = expand_inputs([str(i) for i in inputs])
     predictor = Predictor.load(model, backend)
     if min_confidence is not None:
         predictor.min_confidence = check_min_confidence(min_confidence)
-    return predictor.predict_files(paths, top_k=top_k)
+    yield from predictor.iter_predictions(paths, top_k=top_k, batch_size=batch_size, on_error=on_error)

@@ -134,10 +134,11 @@ def _torchrun_env(monkeypatch) -> None:
 
 
 def _train_in_process(folder: Path, out: Path, epochs: int = 1):
-    from handsign.cli import _train_config, build_parser
+    from handsign.cli import build_parser
+    from handsign.commands import config_from_args
     from handsign.train import train
 
-    cfg = _train_config(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
+    cfg = config_from_args(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
     return train(cfg, log=lambda *a: None, show_progress=False)
 
 
