@@ -279,7 +279,8 @@ def load_sign_mnist(root: Path, split: str, label_scheme: str = "auto") -> Datas
 # ---------------------------------------------------------------- folder of labelled images
 
 def load_image_folder(root: Path, spec: dict | None = None) -> Dataset:
-    """root/<class>/*.png|jpg|... -> Dataset; every image goes through the shared preprocessing."""
+    """root/<class>/*.png|jpg|... -> Dataset; every image goes through the shared preprocessing with `spec`
+    (default: the folder data set's), the spec the model trained on it stores, so predict reads alike."""
     from handsign import preprocess as pp
 
     root = Path(root)
@@ -295,15 +296,16 @@ def load_image_folder(root: Path, spec: dict | None = None) -> Dataset:
                 labels.append(i)
     if not files:
         raise DataError(f"{root}: no images found; expected {root}/<class>/*.png (or .jpg, .bmp, .gif, .webp)")
-    x = pp.load_batch(files, spec)  # (N, 1, S, S) float in [0, 1]
-    images = torch.from_numpy(np.rint(x * 255).astype(np.uint8))
+    images = torch.from_numpy(np.stack([pp.preprocess_levels(pp.decode_image(f), spec) for f in files]))
     return Dataset(images, torch.tensor(labels, dtype=torch.long), classes, "folder", str(root))
 
 
 # ---------------------------------------------------------------- entry points
 
-def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder: str = "") -> Dataset:
-    """'mnist' | 'sign_mnist' | 'folder' and 'train' | 'test' -> Dataset."""
+def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder: str = "",
+                 spec: dict | None = None) -> Dataset:
+    """'mnist' | 'sign_mnist' | 'folder' and 'train' | 'test' -> Dataset. `spec`: the preprocessing an image
+    folder's pictures go through (the files of mnist and sign_mnist are already 28x28 gray levels)."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}; choose train or test")
     root = resolve_data_dir(data_dir)
@@ -314,10 +316,10 @@ def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder
     if name == "folder":
         folder = Path(image_folder)
         if (folder / split).is_dir():
-            return load_image_folder(folder / split)
+            return load_image_folder(folder / split, spec)
         if split == "test":
             raise DataError(f"{folder}: no test/ subfolder; a folder without train/ and test/ is used as train only")
-        return load_image_folder(folder)
+        return load_image_folder(folder, spec)
     raise DataError(f"unknown dataset {name!r}; choose mnist, sign_mnist or folder")
 
 

@@ -15,6 +15,7 @@ from handsign.checkpoint import load_model
 from handsign.errors import HandsignError
 from handsign.meta import ModelMeta
 from handsign.models import for_inference
+from handsign.preprocess import to_model_input
 
 if TYPE_CHECKING:
     from handsign.data import Dataset
@@ -31,12 +32,11 @@ def _dataset_for(meta: ModelMeta, split: str, data_dir):
     data_dir = data_dir or (recorded if recorded and Path(recorded).is_dir() else None)
     if name not in ("mnist", "sign_mnist", "folder"):
         raise HandsignError(f"the checkpoint does not say which data set it was trained on ({name!r})")
-    folder = cfg.get("image_folder", "")
-    if split == "test":
-        return load_dataset(name, "test", data_dir, image_folder=folder)
-    if cfg.get("valid_from_test"):
-        return load_dataset(name, "test", data_dir, image_folder=folder)
-    full = load_dataset(name, "train", data_dir, image_folder=folder)
+    # an image folder's pictures go through the model's own spec, as predict reads them
+    kw = {"image_folder": cfg.get("image_folder", ""), "spec": meta.preprocess}
+    if split == "test" or cfg.get("valid_from_test"):
+        return load_dataset(name, "test", data_dir, **kw)
+    full = load_dataset(name, "train", data_dir, **kw)
     if cfg.get("limit"):
         full = full.subset(torch.arange(min(cfg["limit"], len(full))))
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0))[1]
@@ -47,7 +47,7 @@ def predict_tensors(model, images: torch.Tensor, batch_size: int = 1000, device=
     """(N, 1, H, W) uint8 -> (N, classes) float32 logits, in eval mode, batched."""
     model.eval()
     net = for_inference(model)  # BatchNorm folded: ~2.5x faster on CPU, same logits to float32 rounding
-    out = [net(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
+    out = [net(to_model_input(images[i:i + batch_size].to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 
@@ -112,7 +112,7 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
                                                        title=f"{split}: {result['accuracy']:.2%} of {len(y)}"))
         if mistakes:
             cols = 8
-            imgs = [data.images[m["index"], 0].numpy() / 255.0 for m in mistakes]
+            imgs = [to_model_input(data.images[m["index"], 0].numpy()) for m in mistakes]
             caps = [f"{m['true']}→{m['predicted']} {m['probability']:.0%}" for m in mistakes]
             rows = [imgs[i:i + cols] for i in range(0, len(imgs), cols)]
             capr = [caps[i:i + cols] for i in range(0, len(caps), cols)]

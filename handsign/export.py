@@ -78,12 +78,17 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
 
 def check_against_torch(onnx_bytes: bytes, net, shape: tuple, input_name: str = INPUT,
                         seed: int = 0) -> tuple[float, float]:
-    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs in [0, 1]."""
+    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs: pictures of
+    random gray levels made model input as every picture is (to_model_input), or features in [0, 1)."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    x = torch.rand(CHECK_BATCH, *shape, generator=torch.Generator().manual_seed(seed))
+    from handsign.preprocess import to_model_input
+
+    g = torch.Generator().manual_seed(seed)
+    x = (to_model_input(torch.randint(0, 256, (CHECK_BATCH, *shape), dtype=torch.uint8, generator=g))
+         if input_name == INPUT else torch.rand(CHECK_BATCH, *shape, generator=g))
     with torch.inference_mode():
         expected = net(x).float().numpy()
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])

@@ -275,8 +275,22 @@ def is_gray(img: Image.Image) -> bool:
                 and np.abs(rgb[..., 1] - rgb[..., 2]).max() <= GRAY_TOLERANCE)
 
 
+def to_model_input(levels):
+    """Stored images, uint8 gray levels 0..255 (a NumPy array or a torch tensor, any shape) -> float32 in
+    [0, 1], the models' input. The one place that scaling is written: training, evaluation, predict, serve
+    and the ONNX export check all go through it (float32 division: the same bits for NumPy and torch)."""
+    if isinstance(levels, np.ndarray):
+        return levels.astype(np.float32) / np.float32(255)
+    return levels.float().div_(255)  # a torch tensor, on whatever device it is
+
+
 def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
-    """A decoded image -> (1, size, size) float32 in [0, 1], the model's input for one image.
+    """A decoded image -> (1, size, size) float32 in [0, 1], the model's input for one image."""
+    return to_model_input(preprocess_levels(img, spec))
+
+
+def preprocess_levels(img: Image.Image, spec: dict) -> np.ndarray:
+    """A decoded image -> (1, size, size) uint8 gray levels: the form the training data is stored in.
 
     An image already at the model's size and in gray is taken as it is (it is in the training
     data's form), so evaluating a test sample and predicting its PNG give the same input.
@@ -304,8 +318,7 @@ def preprocess(img: Image.Image, spec: dict) -> np.ndarray:
             gray = _fit_digit(gray, size)
         else:
             gray = _fit_pad(gray, size)
-    # round to 8-bit levels like the training data (uint8 / 255), then scale to [0, 1]
-    return (np.clip(np.rint(gray), 0, 255) / 255.0).astype(np.float32)[None]
+    return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[None]  # 8-bit levels, like the training data
 
 
 def load_image(source, spec: dict, *, name: str | None = None) -> np.ndarray:

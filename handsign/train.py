@@ -34,7 +34,7 @@ from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
 from handsign.meta import ModelMeta
 from handsign.models import count_parameters, create_model
-from handsign.preprocess import default_spec
+from handsign.preprocess import default_spec, to_model_input
 from handsign.runtime import Progress, choose_threads, setup, step_flop
 from handsign.transforms import augment_batch, get_augment
 
@@ -70,9 +70,10 @@ class Splits:
 def prepare_data(cfg: TrainConfig) -> Splits:
     """Train / valid / test per the config: valid is carved from train unless the course's choice is on."""
     notes = []
-    full = load_dataset(cfg.dataset, "train", cfg.data_dir, image_folder=cfg.image_folder)
+    spec = default_spec(cfg.dataset, cfg.preprocess)  # what the checkpoint stores: predict reads files alike
+    full = load_dataset(cfg.dataset, "train", cfg.data_dir, image_folder=cfg.image_folder, spec=spec)
     try:
-        test = load_dataset(cfg.dataset, "test", cfg.data_dir, image_folder=cfg.image_folder)
+        test = load_dataset(cfg.dataset, "test", cfg.data_dir, image_folder=cfg.image_folder, spec=spec)
     except DataError:
         if cfg.dataset != "folder":
             raise
@@ -163,7 +164,7 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
     start = time.perf_counter()
     for b in range(steps):
         idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
-        x = images[idx].float().div_(255)  # (B, 1, H, W) in [0, 1]
+        x = to_model_input(images[idx])  # (B, 1, H, W) in [0, 1]
         y = labels[idx]
         x = augment_batch(x, aug, g, per_batch=cfg.augment_per_batch)
         for group in optimizer.param_groups:

@@ -157,7 +157,7 @@ def photo_eval(models: list, n_per_class: int = 40, seed: int = PHOTO_SEED, data
         out.mkdir(parents=True, exist_ok=True)
         for k, (j, c) in enumerate(zip(jpegs, y)):
             (out / f"{k:05d}-{test.classes[c]}.jpg").write_bytes(j)
-    x_test = images[:, None].astype(np.float32) / 255  # (N, 1, 28, 28) exactly as evaluate feeds it
+    x_test = pp.to_model_input(images[:, None])  # (N, 1, 28, 28) exactly as evaluate feeds it
     rows = []
     for m in models:
         predictor = Predictor.load(m, backend)

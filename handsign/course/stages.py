@@ -133,7 +133,6 @@ def render_samples(out_dir: Path, data_dir, n: int, seed: int) -> list[dict]:
 
 def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k: int, seed: int) -> dict:
     """Stage 5: load the saved stage-4 model and predict new image files, as the course's last notebook."""
-    import numpy as np
     from PIL import Image
 
     from handsign import preprocess as pp
@@ -156,8 +155,8 @@ def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k:
     preds = predictor.predict_files([it["path"] for it in items], top_k=top_k)
     rows = []
     for k, (it, pr) in enumerate(zip(items, preds), 1):
-        x = pp.load_image(it["path"], predictor.spec)  # (1, 28, 28) in [0, 1]: what the model sees
-        seen = Image.fromarray((x[0] * 255).round().astype(np.uint8)).resize((112, 112), Image.Resampling.NEAREST)
+        levels = pp.preprocess_levels(pp.decode_image(it["path"]), predictor.spec)  # (1, 28, 28): what the model sees
+        seen = Image.fromarray(levels[0]).resize((112, 112), Image.Resampling.NEAREST)
         seen_path = deploy_dir / f"input-{k:02d}.png"
         seen.save(seen_path)
         row = {"image": it["shown"].relative_to(out).as_posix(), "model_input": seen_path.relative_to(out).as_posix(),
