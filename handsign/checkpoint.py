@@ -10,14 +10,16 @@ weights with old metadata.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
-from handsign.errors import CheckpointError
+from handsign.atomic import atomic_write_bytes
+from handsign.errors import CheckpointError, HandsignError
 from handsign.meta import ModelMeta
+from handsign.preprocess import check_spec
 
 TRAIN_STATE_PREFIX = "train_state."
 MAX_HEADER_BYTES = 100 * 2**20
@@ -72,9 +74,6 @@ def weights_sha256(source) -> str:
     Reads the safetensors header and the tensor bytes only (no torch, no numpy), so the torch-free deploy
     install can tell whether an .onnx file was exported from these weights. Independent of the file's
     layout and of its metadata, optimizer state and sidecar: only the weights count."""
-    import hashlib
-    import io
-
     f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(resolve_checkpoint(source), "rb")
     where = "checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
     with f:
@@ -100,50 +99,15 @@ def weights_sha256(source) -> str:
 
 def state_dict_sha256(state: dict) -> str:
     """weights_sha256 of a torch state dict, as it would be once saved (same canonical form)."""
-    from safetensors.torch import save
+    from safetensors.torch import save  # safetensors.torch imports torch: not on the metadata-only path
 
     return weights_sha256(save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; a model file is for reading by others (a server)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def remove_stale_temps(folder) -> list[Path]:
-    """Delete the temporary files that a killed atomic_write_bytes left in `folder` (.NAME.XXXXXXXX.tmp).
-
-    Loaders never look at them (they open fixed names); this only reclaims the space. Call it only on a
-    folder no other process is writing to (train --resume owns its run folder)."""
-    removed = []
-    for p in Path(folder).glob(".*.tmp"):
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
 
 
 def save_checkpoint(path, model, meta: ModelMeta | dict, extra_tensors: dict | None = None) -> Path:
     """Save weights (+ optional train_state tensors) and metadata (a ModelMeta, or a dict of its JSON form,
     checked the same way); returns the .safetensors path."""
-    from safetensors.torch import save
+    from safetensors.torch import save  # as in state_dict_sha256
 
     path = Path(path)
     if not isinstance(meta, ModelMeta):
@@ -159,7 +123,7 @@ def save_checkpoint(path, model, meta: ModelMeta | dict, extra_tensors: dict | N
 def load_tensors(path) -> dict:
     """All tensors of a safetensors file (safetensors never unpickles)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # as in state_dict_sha256
 
     p = resolve_checkpoint(path)
     try:
@@ -182,11 +146,9 @@ class LoadedModel:
 
 def build_from_metadata(meta: ModelMeta, where: str = "checkpoint", device: str | None = None):
     """The model the metadata describes, untrained; device="meta" gives its shapes without any memory."""
-    import torch
+    import torch  # torch, here and below: reading metadata (predict --backend onnx) needs none of it
 
-    from handsign.errors import HandsignError
-    from handsign.models import create_model
-    from handsign.preprocess import check_spec
+    from handsign.models import create_model  # models imports torch
 
     arch = meta.architecture
     try:
@@ -201,7 +163,7 @@ def build_from_metadata(meta: ModelMeta, where: str = "checkpoint", device: str 
 
 def load_model(path, device: str = "cpu") -> LoadedModel:
     """Load any handsign checkpoint (file, sidecar or run folder); checks weights against metadata."""
-    from handsign.models import num_outputs
+    from handsign.models import num_outputs  # models imports torch
 
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
@@ -225,7 +187,7 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
         raise CheckpointError(f"{p}: weights contain NaN or infinity (tensor {bad})")
     model = build_from_metadata(meta, str(p))
     model.load_state_dict(tensors, strict=True)
-    import torch
+    import torch  # as in build_from_metadata
 
     with torch.no_grad():  # finite weights can still make NaN (a negative BatchNorm variance) or overflow
         probe = model.eval()(torch.zeros(1, *meta.input_shape))
@@ -250,7 +212,7 @@ def load_train_state(path) -> tuple[dict, dict, ModelMeta]:
 
 def optimizer_state_to_tensors(optimizer) -> tuple[dict, dict]:
     """Split an optimizer state dict into safetensors-able tensors and JSON-able rest."""
-    import torch
+    import torch  # as in build_from_metadata
 
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from handsign import commands
+from handsign import __version__, commands
+from handsign.config import CHOICES, field_help, flag_fields
 from handsign.errors import HandsignError
 
 
@@ -18,8 +19,6 @@ def add_config_flags(p) -> None:
     """One flag per TrainConfig field (handsign.config.flag_fields): `--kebab-name`, its type, its help (the
     field's comment) and its choices (config.CHOICES). Every default is None: only what is given overrides
     the recipe. A bool field is `--name` / `--no-name`."""
-    from handsign.config import CHOICES, field_help, flag_fields
-
     helps = field_help()
     for f in flag_fields():
         flag = "--" + f.name.replace("_", "-")
@@ -216,8 +215,6 @@ COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_recipes, _a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handsign import __version__
-
     parser = argparse.ArgumentParser(prog="handsign", description="Train, evaluate and deploy small classifiers "
                                      "for MNIST digits and ASL letters.")
     parser.add_argument("--version", action="version", version=f"handsign {__version__}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from handsign.errors import HandsignError
 
@@ -139,26 +138,9 @@ def cmd_import_course_model(a) -> int:
 
 def cmd_bundle(a) -> int:
     from handsign.bundle import bundle
-    from handsign.checkpoint import read_metadata
-    from handsign.predict import resolve_model
 
-    if read_metadata(resolve_model(a.checkpoint)).input == "landmarks":
-        from handsign.hands.bundle import bundle_hands
-
-        from handsign.hands.bundle import summarise_lopo
-
-        report = None
-        if a.lopo_report:
-            try:
-                report = summarise_lopo(json.loads(Path(a.lopo_report).read_text()), a.lopo_report)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise HandsignError(f"--lopo-report {a.lopo_report}: not a hands_lopo.py report ({e})") from None
-        paths = bundle_hands(a.checkpoint, a.name, a.out, a.pixel_model, a.pixel_weight, command=a.command,
-                             lopo_report=report)
-    elif a.pixel_model:
-        raise HandsignError("--pixel-model is for hand-landmark models")
-    else:
-        paths = bundle(a.checkpoint, a.name, a.out, command=a.command)
+    paths = bundle(a.checkpoint, a.name, a.out, command=a.command, pixel_model=a.pixel_model,
+                   pixel_weight=a.pixel_weight, lopo_report=a.lopo_report)
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handsign import preprocess as pp
+from handsign.atomic import atomic_open
+from handsign.datasets import ASL_LETTERS, require, resolve_data_dir
 from handsign.errors import DataError
 
-ASL_LETTERS = "abcdefghiklmnopqrstuvwxy"  # 24 static letters: no j, no z (they need motion)
 DIGITS = "0123456789"
-SIGN_MNIST_KAGGLE_URL = "https://www.kaggle.com/datasets/datamunge/sign-language-mnist"
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -31,7 +32,6 @@ MNIST_FILES = {
 @dataclass
 class Dataset:
     """Labelled images kept as tensors."""
-
     images: torch.Tensor  # (N, 1, H, W) uint8, 0 = black
     labels: torch.Tensor  # (N,) int64 class indices into `classes`
     classes: list         # class names, e.g. list("abcdefghiklmnopqrstuvwxy")
@@ -53,19 +53,12 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """--data-dir, else $HANDSIGN_DATA, else ./data."""
-    return Path(data_dir or os.environ.get("HANDSIGN_DATA") or "data")
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("HANDSIGN_CACHE") or Path.home() / ".cache" / "handsign")
 
 
 def _require(name: str, root: Path) -> None:
     """DataError saying what is missing and how to get it (handsign.datasets knows every data set)."""
-    from handsign.datasets import require
-
     require([name], root)
 
 
@@ -248,17 +241,11 @@ def read_sign_mnist_csv(path: Path, *, use_cache: bool = True) -> tuple[np.ndarr
     labels, pixels = parse_sign_mnist_csv(path)
     # a CSV rewritten while it was parsed: the result is not cached under the key of the old state
     if use_cache and _same_file_state(before, path.stat()):
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_open(cache) as f:
                 np.savez(f, labels=labels, pixels=pixels)
-            os.replace(tmp, cache)
         except OSError:  # a read-only or full disk only costs speed
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            pass
     return labels, pixels
 
 
@@ -281,8 +268,6 @@ def load_sign_mnist(root: Path, split: str, label_scheme: str = "auto") -> Datas
 def load_image_folder(root: Path, spec: dict | None = None) -> Dataset:
     """root/<class>/*.png|jpg|... -> Dataset; every image goes through the shared preprocessing with `spec`
     (default: the folder data set's), the spec the model trained on it stores, so predict reads alike."""
-    from handsign import preprocess as pp
-
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: image folder does not exist")

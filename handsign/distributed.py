@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import hashlib
 import math
 import os
 import signal
@@ -23,7 +24,9 @@ import weakref
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
+from handsign.config import get_recipe
 from handsign.errors import HandsignError
 
 STOP_CHECK_EVERY = 10  # steps between the all-reduces that agree on a SIGINT/SIGTERM (one int each)
@@ -161,7 +164,6 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     and save the unwrapped model (its state dict has no 'module.' prefix and its forward no collectives)."""
     if not active():
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     _wrappers.add(ddp)
@@ -239,8 +241,6 @@ def weights_digest(model: torch.nn.Module) -> str:
     """sha256 of the parameters' names and float32 values. Parameters only: BatchNorm running stats
     differ between ranks (DDP broadcasts rank 0's at the start of each forward, then each rank's own
     batch moves them), and the checkpoint keeps rank 0's."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, p in model.named_parameters():
         h.update(name.encode())
@@ -270,8 +270,6 @@ def train_multiprocess(config=None, nproc: int = 2, *, resume=None, epochs: int 
     elif config is None:
         raise HandsignError("train_multiprocess: give a TrainConfig or a run folder to resume")
     else:
-        from handsign.config import get_recipe
-
         if config.model_args != (get_recipe(config.recipe) if config.recipe else {}).get("model_args", {}):
             raise HandsignError("model_args has no flag: multi-process training takes the settings a flag can give")
         argv = config.to_argv()

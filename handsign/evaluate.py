@@ -6,24 +6,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
+from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.errors import HandsignError
 from handsign.meta import ModelMeta
 from handsign.models import for_inference
+from handsign.plots import confusion_matrix, image_grid
+from handsign.predict import BUNDLED, resolve_model
 from handsign.preprocess import to_model_input
-
-if TYPE_CHECKING:
-    from handsign.data import Dataset
+from handsign.runtime import select_device
 
 
 def _dataset_for(meta: ModelMeta, split: str, data_dir):
-    from handsign.data import load_dataset, split_train_valid
-
     cfg = meta.config
     name = meta.task or cfg.get("dataset")
     # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
@@ -62,13 +60,9 @@ def evaluate_tensors(model, data: Dataset, batch_size: int = 1000, device="cpu")
 def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: str = "auto",
              batch_size: int = 1000, worst: int = 24) -> dict:
     """Evaluate a checkpoint or run folder; writes confusion.png and mistakes.png into `out` if given."""
-    from handsign.runtime import select_device
-
     if split not in ("test", "valid"):
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
     dev = select_device(device)
-    from handsign.predict import BUNDLED, resolve_model
-
     if str(checkpoint) in BUNDLED:  # a bundled name ("mnist", "asl")
         checkpoint = resolve_model(checkpoint)
     loaded = load_model(checkpoint, device=str(dev))
@@ -105,8 +99,6 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
               "per_class": per_class, "most_confused": confused, "worst_mistakes": mistakes,
               "confusion_matrix": cm.tolist(), "labels": labels}
     if out:
-        from handsign.plots import confusion_matrix, image_grid
-
         out = Path(out)
         result["confusion_png"] = str(confusion_matrix(cm, labels, out / "confusion.png",
                                                        title=f"{split}: {result['accuracy']:.2%} of {len(y)}"))

@@ -12,9 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, load_model, state_dict_sha256
+import numpy as np
+
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
+from handsign.predict import resolve_model
+from handsign.preprocess import to_model_input
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
@@ -30,13 +35,11 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     ONNX Runtime disagrees with torch by more than TOLERANCE * max(1, max |logit|) (float32 sums of
     large logits differ in the last bits between kernels), and then nothing is written.
     """
-    import torch
+    import torch  # torch, onnx and onnxruntime only when exporting: importing this module needs none of them
 
     if format != "onnx":
         raise HandsignError(f"--format: only 'onnx' is supported, not {format!r}")
     if not isinstance(model, LoadedModel):
-        from handsign.predict import resolve_model
-
         path = resolve_model(model)
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: is already an ONNX model; export a .safetensors checkpoint")
@@ -80,11 +83,8 @@ def check_against_torch(onnx_bytes: bytes, net, shape: tuple, input_name: str = 
                         seed: int = 0) -> tuple[float, float]:
     """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs: pictures of
     random gray levels made model input as every picture is (to_model_input), or features in [0, 1)."""
-    import numpy as np
-    import onnxruntime as ort
-    import torch
-
-    from handsign.preprocess import to_model_input
+    import onnxruntime as ort  # as in export()
+    import torch  # as in export()
 
     g = torch.Generator().manual_seed(seed)
     x = (to_model_input(torch.randint(0, 256, (CHECK_BATCH, *shape), dtype=torch.uint8, generator=g))

@@ -23,7 +23,7 @@ def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[ModelMeta, cal
     """(metadata, run) for an .onnx file exported by handsign; run maps (N, 1, S, S) images (or, for a
     landmark model, (N, F) hand features) -> (N, classes) logits."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # here: a missing deploy extra is a one-line hint, not an ImportError at import
     except ImportError:
         raise HandsignError("ONNX Runtime is not installed: pip install 'handsign[deploy]'") from None
     p = Path(path)

@@ -17,9 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from handsign import preprocess as pp
-from handsign.checkpoint import read_metadata, resolve_checkpoint
+from handsign.checkpoint import load_model, read_metadata, resolve_checkpoint, weights_sha256
 from handsign.errors import CheckpointError, HandsignError, ImageError
+from handsign.hands.route import HandRoute, find_hand
 from handsign.meta import ModelMeta
+from handsign.onnx_runtime import load_onnx
+from handsign.runners import softmax, torch_runner
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED = ("asl", "mnist")  # names usable as --model; files bundled/<name>.safetensors/.json/.onnx
@@ -42,12 +45,6 @@ def resolve_model(model: str | os.PathLike) -> Path:
     if not p.exists():
         raise CheckpointError(f"{p}: no such model file or folder; use a path or one of: {', '.join(BUNDLED)}")
     return resolve_checkpoint(p)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class Predictor:
@@ -92,14 +89,10 @@ class Predictor:
         if backend == "onnx":
             if not onnx_path.is_file():
                 raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path}'")
-            from handsign.onnx_runtime import load_onnx
-
             meta, run = load_onnx(onnx_path, spin=spin)
             stale = onnx_path != path and _stale(meta, path)
             if not stale:
                 if meta.input == "landmarks":
-                    from handsign.hands.route import HandRoute
-
                     return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)
                 return cls(meta, run, "onnx", onnx_path)
             fix = f"re-export it with 'handsign export {path} {onnx_path}'"
@@ -111,13 +104,9 @@ class Predictor:
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
         meta = read_metadata(path)
         if meta.input == "landmarks":
-            from handsign.hands.route import HandRoute
-
             return cls._with_pixels(HandRoute.load(meta, path, "torch", device), requested, device, spin)
-        from handsign.checkpoint import load_model
-
         loaded = load_model(path, device=device)
-        from handsign.models import for_inference
+        from handsign.models import for_inference  # torch: only a torch-backend Predictor imports it
 
         # BatchNorm folded into the convs: same logits, faster
         return cls(loaded.meta, torch_runner(for_inference(loaded.model), device), "torch", path)
@@ -168,8 +157,6 @@ class Predictor:
             if self.spec is not None and pp.is_gray(img):
                 reason = "a gray picture, like Sign-MNIST's frames"
             else:
-                from handsign.hands.route import find_hand
-
                 hand = find_hand(img)
                 if hand is not None:
                     p = self.hands.probs([hand])[0]
@@ -220,17 +207,6 @@ class Predictor:
         return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
 
 
-def torch_runner(net, device: str = "cpu"):
-    """A torch model as the backends' common callable: float32 NumPy array in -> float32 logits out."""
-    import torch
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    return run
-
-
 def check_min_confidence(value) -> float:
     """--min-confidence (or a model's stored default): a probability in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -241,8 +217,6 @@ def check_min_confidence(value) -> float:
 def _stale(onnx_meta: ModelMeta, checkpoint: Path) -> str:
     """Why an .onnx file does not belong to `checkpoint` ("" if it does): it records the sha256 of the
     weights it was exported from (handsign.export); one without that record cannot be trusted."""
-    from handsign.checkpoint import weights_sha256
-
     recorded = onnx_meta.weights_sha256
     if not recorded:
         return (f"it records no weights hash (exported by an older handsign), so it cannot be matched to "

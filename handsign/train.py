@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from handsign import __version__, distributed
-from handsign.checkpoint import (atomic_write_bytes, load_train_state, optimizer_state_from_tensors,
-                                 optimizer_state_to_tensors, remove_stale_temps, save_checkpoint)
+from handsign.atomic import atomic_write_bytes, remove_stale_temps
+from handsign.checkpoint import (load_model, load_train_state, optimizer_state_from_tensors,
+                                 optimizer_state_to_tensors, read_metadata, save_checkpoint)
 from handsign.config import TrainConfig
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.diagnosis import diagnose
@@ -34,6 +35,7 @@ from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
 from handsign.meta import ModelMeta
 from handsign.models import count_parameters, create_model
+from handsign.plots import learning_curves
 from handsign.preprocess import default_spec, to_model_input
 from handsign.runtime import Progress, choose_threads, setup, step_flop
 from handsign.transforms import augment_batch, get_augment
@@ -349,9 +351,6 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
 
 def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) -> RunResult:
     """After the last epoch: test accuracy of best and last, curves, diagnosis, final metrics."""
-    from handsign.checkpoint import load_model, read_metadata
-    from handsign.plots import learning_curves
-
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     if splits is None:  # called on its own (e.g. to re-evaluate a finished run): load the data again
         device = setup(cfg.seed, cfg.device, cfg.threads)
@@ -367,7 +366,6 @@ def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) 
             metrics.update(test_loss=te["loss"], test_acc=te["acc"])
         tensors = {}
         if name == "last":
-            from handsign.checkpoint import load_train_state
             _, tensors, _ = load_train_state(path)
         save_checkpoint(path, loaded.model, loaded.meta.replace(metrics=metrics), tensors)
         results[name] = metrics

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import REPO, make_sign_mnist
-from handsign.checkpoint import (atomic_write_bytes, load_model, load_train_state, read_metadata,
-                                 remove_stale_temps, save_checkpoint)
+from handsign.atomic import atomic_write_bytes, remove_stale_temps
+from handsign.checkpoint import load_model, load_train_state, read_metadata, save_checkpoint
 from handsign.config import make_config
 from handsign.errors import CheckpointError
 from handsign.evaluate import evaluate
@@ -104,7 +104,7 @@ def _check_loadable(run: Path) -> dict:
 # fsynced, not yet renamed): a kill -9 that lands mid-save every time, with no timing involved
 KILL_IN_SAVE = """
 import os, signal, sys
-import handsign.checkpoint as ck
+import handsign.atomic as ck
 n, point, calls = int(os.environ["KILL_AT_SAVE"]), os.environ["KILL_POINT"], [0]
 real_fdopen, real_replace = os.fdopen, os.replace
 

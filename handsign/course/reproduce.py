@@ -15,12 +15,22 @@ import platform
 import time
 from pathlib import Path
 
+import torch
+
 from handsign import __version__
-from handsign.checkpoint import atomic_write_bytes
+from handsign import preprocess as pp
+from handsign.atomic import atomic_write_bytes
 from handsign.config import RECIPES, make_config
 from handsign.course.lessons import deploy_line, lessons, next_steps, summary_line
+from handsign.course.real_photos import real_photos
+from handsign.course.report_html import render
 from handsign.course.stages import COURSE_FIGURES, deploy, deploy_bundled, run_stage
+from handsign.data import load_dataset
+from handsign.datasets import KNOWN, missing_files, resolve_data_dir
 from handsign.errors import HandsignError
+from handsign.predict import expand_inputs
+from handsign.runtime import select_device
+from handsign.transforms import augment_preview
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
 # per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2 min on 2 idle
@@ -72,9 +82,6 @@ def _dataset(recipe: str) -> str:
 def _check_data(recipes: list[str], data_dir) -> dict:
     """Load every split of the data sets that are there now (a bad file stops the run before any training);
     returns {name: what is missing and how to get it} for the ones that are not there."""
-    from handsign.data import load_dataset
-    from handsign.datasets import KNOWN, missing_files, resolve_data_dir
-
     root, missing = resolve_data_dir(data_dir), {}
     for name in sorted({_dataset(r) for r in recipes}, reverse=True):
         lacking = missing_files(KNOWN[name], root)
@@ -97,9 +104,6 @@ def _needs_data_stage(recipe: str, need: dict) -> dict:
 
 
 def _check_images(images) -> list[Path]:
-    from handsign import preprocess as pp
-    from handsign.predict import expand_inputs
-
     paths = expand_inputs([str(i) for i in images])
     for p in paths:
         pp.decode_image(p)  # a broken file fails now, not after an hour of training
@@ -157,9 +161,7 @@ def differences(valid_fraction: float) -> list[dict]:
 
 
 def _machine(device: str) -> dict:
-    import torch
 
-    from handsign.runtime import select_device
 
     return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
             "device": str(select_device(device)), "cpu_threads": torch.get_num_threads(), "handsign": __version__}
@@ -176,8 +178,6 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
     A stage whose data set is missing is skipped and marked "needs data" (with how to get it); stage 5
     then runs on the bundled models, so a machine with no data still gets a report (and exit 0).
     """
-    from handsign.course.report_html import render
-
     t_start = time.perf_counter()
     out = Path(out)
     fast = [name for name in RECIPES if name.startswith("fast-")]
@@ -219,8 +219,6 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
         stage["number"] = number
         stage["title"], stage["intro"] = STAGE_TEXT[recipe]
         if recipe == "course-asl-cnn-aug" and "needs_data" not in stage:
-            from handsign.transforms import augment_preview
-
             augment_preview(recipe, data_dir=data_dir, seed=seed, out=out / "augment-preview.png")
             stage["images"]["augment"] = "augment-preview.png"
         doc["stages"].append(stage)
@@ -233,8 +231,6 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
     doc["deploy"] = {"number": n_total, **dep}
     log(deploy_line(n_total, doc["deploy"]))
     if model_path.is_file():
-        from handsign.course.real_photos import real_photos  # the course CNN next to the landmark route, on real photos
-
         # quick: every 3rd photo of the four training people (MediaPipe on ~520 photos, not ~1,555, the first time)
         doc["deploy"]["real"] = real_photos(model_path, out, data_dir, epochs=60 if quick else 150, seed=seed,
                                             every=3 if quick else 1, log=log)

@@ -9,7 +9,17 @@ import re
 import time
 from pathlib import Path
 
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from handsign import preprocess as pp
+from handsign.checkpoint import load_model, read_metadata
 from handsign.config import RECIPES, make_config
+from handsign.data import load_dataset
+from handsign.evaluate import evaluate
+from handsign.models import count_parameters
+from handsign.predict import Predictor, resolve_model
+from handsign.train import train
 
 # what the course published for each stage, in %; the course measured "validation" on the test file
 COURSE_FIGURES = {
@@ -47,11 +57,6 @@ def run_stage(recipe: str, out: Path, *, data_dir, overrides: dict, seed: int, d
               asl: bool, log, show_progress: bool) -> dict:
     """Train one recipe into out/runs/<recipe>; evaluate on test; the stage's part of report.json.
     `log` gets train's own lines (config, epochs); reproduce sends them to the run's train.log."""
-    from handsign.checkpoint import load_model, read_metadata
-    from handsign.evaluate import evaluate
-    from handsign.models import count_parameters
-    from handsign.train import train
-
     run_dir = out / "runs" / recipe
     cfg = make_config(recipe, data_dir=str(data_dir) if data_dir else None, out=str(run_dir), seed=seed,
                       device=device, threads=threads, **overrides)
@@ -105,11 +110,6 @@ def _safe_name(s: str) -> str:
 
 def render_samples(out_dir: Path, data_dir, n: int, seed: int) -> list[dict]:
     """n test images of distinct letters, upscaled to 186x184 RGBA PNGs like the course's photos."""
-    import torch
-    from PIL import Image
-
-    from handsign.data import load_dataset
-
     test = load_dataset("sign_mnist", "test", data_dir)
     order = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed)).tolist()
     picked, seen = [], set()
@@ -133,11 +133,6 @@ def render_samples(out_dir: Path, data_dir, n: int, seed: int) -> list[dict]:
 
 def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k: int, seed: int) -> dict:
     """Stage 5: load the saved stage-4 model and predict new image files, as the course's last notebook."""
-    from PIL import Image
-
-    from handsign import preprocess as pp
-    from handsign.predict import Predictor
-
     deploy_dir = out / "deploy"
     if images:
         items = []
@@ -175,8 +170,6 @@ def deploy(model_path: Path, out: Path, images, data_dir, n_samples: int, top_k:
 def draw_digits(out_dir: Path, digits: str = "0123456789") -> list[tuple[Path, str]]:
     """Digits drawn here (dark ink on white, 200x200, Pillow's own font): pictures for the bundled digit
     model when there is no data set to take test images from."""
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default(size=150)  # Pillow's bundled TrueType font: the same on every machine
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []
@@ -192,8 +185,6 @@ def draw_digits(out_dir: Path, digits: str = "0123456789") -> list[tuple[Path, s
 def deploy_bundled(out: Path, image_paths: list[Path], top_k: int) -> dict:
     """Stage 5 with no trained stage-4 model (no data): the bundled models, on given images (asl) or on
     digits drawn here (mnist), through the same deploy() as a full run."""
-    from handsign.predict import resolve_model
-
     if image_paths:
         return {**deploy(resolve_model("asl"), out, image_paths, None, 0, top_k, 0), "bundled": "asl",
                 "model": "handsign/bundled/asl.safetensors"}

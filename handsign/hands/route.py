@@ -16,10 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from handsign import preprocess as pp
+from handsign.checkpoint import load_model
 from handsign.errors import CheckpointError, HandsignError
 from handsign.hands import landmarks
 from handsign.hands.features import FEATURES_VERSION, hand_features
 from handsign.meta import ModelMeta
+from handsign.onnx_runtime import load_onnx
+from handsign.runners import softmax, torch_runner
 
 
 class HandRoute:
@@ -47,13 +51,8 @@ class HandRoute:
     def load(cls, meta: ModelMeta, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
         """backend "onnx": path.onnx (or the given .onnx); "torch": the .safetensors checkpoint."""
         if backend == "onnx":
-            from handsign.onnx_runtime import load_onnx
-
             onnx_meta, run = load_onnx(path.with_suffix(".onnx"), spin=spin)
             return cls(onnx_meta, run, "onnx", path.with_suffix(".onnx"))
-        from handsign.checkpoint import load_model
-        from handsign.predict import torch_runner
-
         return cls(meta, torch_runner(load_model(path, device=device).model, device), "torch", path)
 
     def probs(self, hands: list) -> np.ndarray:
@@ -61,8 +60,6 @@ class HandRoute:
         points = np.stack([h.points for h in hands]).astype(np.float32)
         left = np.array([h.handedness == "Left" for h in hands])
         x = hand_features(points, left)  # (n, N_FEATURES)
-        from handsign.predict import softmax  # the one softmax (predict imports this module lazily)
-
         return softmax(self._run(x).astype(np.float64))
 
 
@@ -74,8 +71,6 @@ def find_hand(img):
     (then one line on stderr, once per process, says how to get the better route). A large photo is
     shrunk before it becomes an array (a 36-megapixel RGB float array would be 430 MB); the points come
     back in the picture's own pixels."""
-    from handsign import preprocess as pp
-
     global _warned
     if not landmarks.available():
         if not _warned:

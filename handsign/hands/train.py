@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from handsign import __version__
-from handsign.checkpoint import atomic_write_bytes, save_checkpoint
-from handsign.data import resolve_data_dir
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import save_checkpoint
+from handsign.datasets import resolve_data_dir
 from handsign.errors import HandsignError
 from handsign.hands.data import GROUP_PATTERN, HandSet, load_folder
 from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
@@ -217,7 +218,7 @@ def leave_one_person_out(hs: HandSet, cfg: HandsConfig, log=print) -> dict:
 
 
 def _versions() -> dict:
-    import mediapipe
+    import mediapipe  # its version, when a model is saved: importing hands.train loads no mediapipe (~1 s)
 
     return {"handsign": __version__, "torch": torch.__version__, "mediapipe": mediapipe.__version__,
             "python": platform.python_version()}

@@ -1,6 +1,6 @@
-"""Package a landmark model as a bundled model: the landmark MLP + the pixel CNN it is fused with.
+"""Bundle a hand-landmark model: the landmark MLP + the pixel CNN it is fused with.
 
-    bundle_hands("runs/hands-asl", "asl", "handsign/bundled", pixel_model="asl-pixels", pixel_weight=0.2)
+    bundle("runs/hands-asl", "asl", "handsign/bundled", pixel_model="asl-pixels", pixel_weight=0.2)
 
 writes NAME.safetensors (the landmark model; its metadata names the pixel model beside it and the
 fusion weight), NAME.json, NAME.onnx and NAME.md (model card with the leave-one-person-out figures).
@@ -12,8 +12,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from handsign.checkpoint import atomic_write_bytes, load_model, save_checkpoint
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
 from handsign.errors import HandsignError
+from handsign.export import export
+from handsign.hands.train import make_hands_config
 from handsign.meta import ModelMeta
 
 MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and T. Susnjak, \"A New 2D Static Hand "
@@ -23,8 +26,6 @@ MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and 
 
 def hands_command(cfg: dict) -> str:
     """The `handsign train` command that reproduces a hands run's config."""
-    from handsign.hands.train import make_hands_config
-
     base = make_hands_config(cfg.get("recipe", "hands-asl")).to_dict()
     parts = ["handsign", "train", "--recipe", cfg.get("recipe", "hands-asl")]
     for key in ("photos", "data_dir", "holdout", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed"):
@@ -33,15 +34,10 @@ def hands_command(cfg: dict) -> str:
     return " ".join(parts)
 
 
-def bundle_hands(checkpoint, name: str, out_dir, pixel_model: str | None, pixel_weight: float = 0.0,
+def bundle_hands(loaded: LoadedModel, name: str, out_dir, pixel_model: str | None, pixel_weight: float = 0.0,
                  command: str | None = None, lopo_report: dict | None = None) -> list[Path]:
-    """Write NAME.{safetensors,json,onnx,md}; pixel_model is a bundled pixel model's file stem in out_dir."""
-    from handsign.export import export
-    from handsign.predict import resolve_model
-
-    loaded = load_model(resolve_model(checkpoint))
-    if loaded.meta.input != "landmarks":
-        raise HandsignError(f"{loaded.path}: not a hand-landmark model")
+    """Write NAME.{safetensors,json,onnx,md}; pixel_model is a bundled pixel model's file stem in out_dir;
+    lopo_report: summarise_lopo's rows for the card."""
     out_dir = Path(out_dir)
     if pixel_model and not (out_dir / f"{pixel_model}.safetensors").is_file():
         raise HandsignError(f"--pixel-model {pixel_model!r}: no {pixel_model}.safetensors in {out_dir}")

@@ -1,6 +1,4 @@
-"""Package a trained model for deployment: NAME.safetensors, NAME.json, NAME.onnx and NAME.md (model card).
-
-    bundle("runs/asl-cnn", "asl", "handsign/bundled")   # -> the model `handsign predict --model asl` uses
+"""Bundle a pixel model (MNIST digits, the Sign-MNIST CNN): its four files and its model card.
 
 The card and the JSON record how the model was made (data, recipe, the training command, test
 accuracy, preprocessing) from the checkpoint's own metadata, so nothing is typed in by hand.
@@ -10,19 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shlex
 from pathlib import Path
 
-from handsign.checkpoint import atomic_write_bytes, load_model, save_checkpoint
-from handsign.errors import HandsignError
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
+from handsign.config import TrainConfig, get_recipe
+from handsign.export import export
 from handsign.meta import ModelMeta
 
 def train_command(cfg: dict, imported_from: str = "") -> str:
     """The `handsign train` command that reproduces a checkpoint's config (ModelMeta.config: recipe + changed
     settings); a model with no config but `imported_from` (ModelMeta.source) gets its import command."""
-    from handsign.config import TrainConfig, get_recipe
-
     if not cfg:
         src = imported_from
         return f"handsign import-course-model {shlex.quote(src)} OUT" if src else "(unknown: no config in metadata)"
@@ -35,14 +32,8 @@ def train_command(cfg: dict, imported_from: str = "") -> str:
     return command
 
 
-def bundle(checkpoint, name: str, out_dir="bundle", command: str | None = None) -> list[Path]:
-    """Write the four files of model `name` into out_dir; returns their paths."""
-    from handsign.export import export
-    from handsign.predict import resolve_model
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
-        raise HandsignError(f"NAME {name!r}: use lower-case letters, digits, '-' and '_'")
-    loaded = load_model(resolve_model(checkpoint))
+def bundle_pixels(loaded: LoadedModel, name: str, out_dir, command: str | None = None) -> list[Path]:
+    """Write the four files of pixel model `name` into out_dir; returns their paths."""
     meta = loaded.meta.replace(train_state=None, name=name, bundle={
         "command": command or train_command(loaded.meta.config, loaded.meta.source.get("imported_from", "")), "source_checkpoint": str(loaded.path),
         "source_sha256": _sha256(loaded.path)})
