@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from handsign import __version__, commands
-from handsign.config import CHOICES, field_help, flag_fields
+from handsign.config import CHOICES, FLAG_TYPES, field_help, flag_fields
 from handsign.errors import HandsignError
 
 
@@ -23,11 +23,10 @@ def add_config_flags(p) -> None:
     for f in flag_fields():
         flag = "--" + f.name.replace("_", "-")
         text = helps.get(f.name, "").replace("%", "%%")
-        if f.type in ("bool", bool):
+        if FLAG_TYPES[f.type] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            p.add_argument(flag, type=kind, choices=CHOICES.get(f.name), default=None, help=text)
+            p.add_argument(flag, type=FLAG_TYPES[f.type], choices=CHOICES.get(f.name), default=None, help=text)
 
 
 def _add_train(sub):

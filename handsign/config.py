@@ -23,8 +23,9 @@ AUGMENTS = ("none", "course", "hands", "digits", "photo")  # presets in handsign
 CHOICES = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTS,
            "preprocess": PREPROCESS_PRESETS}  # field -> its valid values (the flag's choices, the check's list)
 # fields without a flag of their own: recipe is `--recipe` (the base the flags override); model_args is a
-# dict of keyword arguments, set in Python or a recipe
+# dict of keyword arguments, set in Python or a recipe (as is any field whose type is not in FLAG_TYPES)
 NO_FLAG = ("recipe", "model_args")
+FLAG_TYPES = {"bool": bool, "int": int, "float": float, "str": str}  # a field's annotation -> its flag's type
 
 
 @dataclass
@@ -166,7 +167,7 @@ RECIPES: dict[str, dict] = {
 
 def flag_fields() -> list[dataclasses.Field]:
     """TrainConfig's fields that are `handsign train` flags, in declaration order."""
-    return [f for f in dataclasses.fields(TrainConfig) if f.name not in NO_FLAG]
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in NO_FLAG and str(f.type) in FLAG_TYPES]
 
 
 def field_help() -> dict[str, str]:

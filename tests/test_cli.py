@@ -160,15 +160,17 @@ def test_train_flags_are_generated_from_the_config(capsys):
 
     from handsign.cli import build_parser
     from handsign.commands import config_from_args
-    from handsign.config import CHOICES, NO_FLAG, TrainConfig, field_help, make_config
+    from handsign.config import CHOICES, FLAG_TYPES, NO_FLAG, TrainConfig, field_help, flag_fields, make_config
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     helps = field_help()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in NO_FLAG:
-            assert "--" + f.name.replace("_", "-") in text and " ".join(helps[f.name].split()) in text, f.name
+    assert [f.name for f in flag_fields()] == [f.name for f in dataclasses.fields(TrainConfig)
+                                               if f.name not in NO_FLAG and f.type in FLAG_TYPES]
+    assert len(flag_fields()) >= 23  # every setting of today's TrainConfig but recipe and model_args
+    for f in flag_fields():
+        assert "--" + f.name.replace("_", "-") in text and " ".join(helps[f.name].split()) in text, f.name
     assert "{" + ",".join(CHOICES["optimizer"]) + "}" in text
     for cfg in (make_config("fast-asl", epochs=3, channels_last=False, lr=0.01, preprocess="photo"),
                 make_config(dataset="folder", image_folder="a b", augment_per_batch=True, eval_batch_size=7)):
