@@ -1,7 +1,8 @@
 """What each `handsign` command runs: a few lines over the Python API of the same name.
 
-The parsers (flags, help) are in handsign.cli; `a` is the parsed argparse namespace. Imports are inside each
-command so that `handsign --help` and the torch-free deploy commands never import torch.
+The parsers (flags, help) are in handsign.cli; `a` is the parsed argparse namespace. A module that imports
+torch or fastapi is imported inside its command (the comment names which), so that `handsign --help`,
+`handsign data` and `predict --backend onnx` (the torch-free deploy install) never load them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import json
 import sys
 
+from handsign.config import RECIPES, flag_fields, make_config
+from handsign.datasets import format_status, status
 from handsign.errors import HandsignError
+from handsign.export import TOLERANCE, export
+from handsign.fetch import fetch
+from handsign.predict import iter_predict
 
 
 def cmd_train(a) -> int:
@@ -17,8 +23,8 @@ def cmd_train(a) -> int:
         return _train_hands(a)
     if a.photos or a.holdout:
         raise HandsignError("--photos and --holdout are for the hands recipes (e.g. --recipe hands-asl)")
-    from handsign import distributed
-    from handsign.train import train
+    from handsign import distributed  # torch
+    from handsign.train import train  # torch
 
     if a.nproc is not None and not distributed.launched():  # this process starts N copies under torchrun
         config = None if a.resume else config_from_args(a)  # a bad flag fails here once, not in every rank
@@ -37,7 +43,7 @@ _HANDS_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing",
 
 def _train_hands(a) -> int:
     """`train --recipe hands-...`: the hand-landmark model (handsign.hands.train)."""
-    from handsign.hands.train import make_hands_config, train_hands
+    from handsign.hands.train import make_hands_config, train_hands  # torch
 
     other = [f"--{k.replace('_', '-')}" for k, v in vars(a).items() if v not in (None, False) and k not in
              (*_HANDS_FLAGS, "recipe", "quiet", "func", "parser", "command")]
@@ -50,13 +56,11 @@ def _train_hands(a) -> int:
 
 def config_from_args(a):
     """The TrainConfig of `train`'s parsed flags: the recipe's settings with the flags given on top."""
-    from handsign.config import flag_fields, make_config
-
     return make_config(a.recipe, **{f.name: getattr(a, f.name) for f in flag_fields()})
 
 
 def cmd_evaluate(a) -> int:
-    from handsign.evaluate import evaluate, format_report
+    from handsign.evaluate import evaluate, format_report  # torch
 
     result = evaluate(a.checkpoint, split=a.split, data_dir=a.data_dir, out=a.out, device=a.device)
     print(json.dumps(result) if a.json else format_report(result))
@@ -64,8 +68,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_recipes(a) -> int:
-    from handsign.config import RECIPES
-    from handsign.hands.train import HANDS_RECIPES
+    from handsign.hands.train import HANDS_RECIPES  # torch
 
     recipes = {**RECIPES, **HANDS_RECIPES}
     width = max(map(len, recipes))
@@ -75,7 +78,7 @@ def cmd_recipes(a) -> int:
 
 
 def cmd_augment_preview(a) -> int:
-    from handsign.transforms import augment_preview
+    from handsign.transforms import augment_preview  # torch
 
     path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
                            data_dir=a.data_dir, out=a.out, per_batch=a.per_batch, augment=a.augment)
@@ -84,8 +87,6 @@ def cmd_augment_preview(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from handsign.predict import iter_predict
-
     failed, done = [], 0
 
     def skip(name, error):  # a bad image among many: report it, predict the others, exit 2 at the end
@@ -115,8 +116,6 @@ def cmd_predict(a) -> int:
 
 
 def cmd_export(a) -> int:
-    from handsign.export import TOLERANCE, export
-
     r = export(a.model, a.out, format=a.format)
     print(f"wrote {r['path']} (opset {r['opset']}, input {r['input']} -> logits)")
     print(f"check: max |logit difference| ONNX Runtime vs torch on {r['check_batch']} random images: "
@@ -125,7 +124,7 @@ def cmd_export(a) -> int:
 
 
 def cmd_import_course_model(a) -> int:
-    from handsign.course.course_import import import_course_model
+    from handsign.course.course_import import import_course_model  # torch
 
     labels = [x.strip() for x in a.labels.split(",")] if a.labels else None
     r = import_course_model(a.pth, a.out, labels=labels)
@@ -137,7 +136,7 @@ def cmd_import_course_model(a) -> int:
 
 
 def cmd_bundle(a) -> int:
-    from handsign.bundle import bundle
+    from handsign.bundle import bundle  # torch (the landmark model's recipe)
 
     paths = bundle(a.checkpoint, a.name, a.out, command=a.command, pixel_model=a.pixel_model,
                    pixel_weight=a.pixel_weight, lopo_report=a.lopo_report)
@@ -147,7 +146,7 @@ def cmd_bundle(a) -> int:
 
 
 def cmd_serve(a) -> int:
-    from handsign.serve import DEFAULT_MODELS, Limits, serve
+    from handsign.serve import DEFAULT_MODELS, Limits, serve  # fastapi
 
     if not 0 < a.port < 65536:
         raise HandsignError(f"--port must be in 1..65535, not {a.port}")
@@ -159,7 +158,7 @@ def cmd_serve(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
-    from handsign.course.reproduce import reproduce
+    from handsign.course.reproduce import reproduce  # torch
 
     reproduce(a.out, quick=a.quick, data_dir=a.data_dir, images=a.images, seed=a.seed, device=a.device,
               threads=a.threads, show_progress=not a.quiet)
@@ -167,7 +166,7 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_photo_eval(a) -> int:
-    from handsign.course.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval
+    from handsign.course.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval  # torch (the test split)
 
     r = photo_eval(a.models, n_per_class=a.n_per_class, seed=PHOTO_SEED if a.seed is None else a.seed,
                    data_dir=a.data_dir, preprocess=a.preprocess, backend=a.backend, save_images=a.save_images)
@@ -176,15 +175,11 @@ def cmd_photo_eval(a) -> int:
 
 
 def cmd_data(a) -> int:
-    from handsign.datasets import format_status, status
-
     rows = status(a.data_dir, verify=not a.no_verify)
     print(json.dumps(rows) if a.json else format_status(rows, a.data_dir))
     return 0
 
 
 def cmd_data_fetch(a) -> int:
-    from handsign.fetch import fetch
-
     fetch(a.names, a.data_dir, source=a.source, url=a.url, mirrors=a.mirror, progress=not a.quiet)
     return 0
