@@ -21,6 +21,7 @@ _API = {
     "make_config": "handsign.config",
     "load_model": "handsign.checkpoint",
     "save_checkpoint": "handsign.checkpoint",
+    "ModelMeta": "handsign.meta",
     "create_model": "handsign.models",
     "load_dataset": "handsign.data",
     "HandsignError": "handsign.errors",
