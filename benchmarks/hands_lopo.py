@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from handsign import preprocess as pp  # noqa: E402
 from handsign.hands.data import load_folder  # noqa: E402
 from handsign.hands.train import PHOTOS_SUBDIR, HandsConfig, leave_one_person_out  # noqa: E402
-from handsign.predict import BUNDLED_DIR, Predictor, softmax  # noqa: E402
+from handsign.predict import BUNDLED_DIR, Predictor  # noqa: E402
+from handsign.runners import softmax  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 

@@ -2,7 +2,7 @@
 
 The Python API mirrors the CLI verbs, one module each: ``handsign.train.train``,
 ``handsign.evaluate.evaluate``, ``handsign.predict.predict``, ``handsign.export.export``,
-``handsign.reproduce.reproduce``, ``handsign.serve.serve``, ``handsign.datasets.status`` (`handsign data`),
+``handsign.course.reproduce.reproduce``, ``handsign.serve.serve``, ``handsign.datasets.status`` (`handsign data`),
 ``handsign.fetch.fetch`` (`handsign data fetch`). The names below are re-exported lazily
 (verbs whose module has the same name are not, since ``import handsign.train`` would replace the
 function by the module). Heavy modules (torch) are imported lazily so that ``import handsign`` stays cheap and the
@@ -21,11 +21,12 @@ _API = {
     "make_config": "handsign.config",
     "load_model": "handsign.checkpoint",
     "save_checkpoint": "handsign.checkpoint",
+    "ModelMeta": "handsign.meta",
     "create_model": "handsign.models",
     "load_dataset": "handsign.data",
     "HandsignError": "handsign.errors",
     "Predictor": "handsign.predict",
-    "import_course_model": "handsign.course_import",
+    "import_course_model": "handsign.course.course_import",
 }
 
 

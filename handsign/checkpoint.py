@@ -2,24 +2,25 @@
 
 Layout of `NAME.safetensors`: the model's state dict (plus `train_state.*` tensors in resumable
 checkpoints) and, in the safetensors header's `__metadata__["handsign"]`, one JSON document:
-format, architecture and its arguments, labels, preprocessing spec, config, metrics, data
-fingerprint and versions. `NAME.json` beside it is a readable copy of that document.
+a handsign.meta.ModelMeta (architecture and its arguments, labels, preprocessing spec, config,
+metrics, data fingerprint, versions). `NAME.json` beside it is a readable copy of that document.
 The header is the source of truth: one file, one atomic rename, so a kill never pairs new
 weights with old metadata.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
-from handsign.errors import CheckpointError
+from handsign.atomic import atomic_write_bytes
+from handsign.errors import CheckpointError, HandsignError
+from handsign.meta import ModelMeta
+from handsign.preprocess import check_spec
 
-FORMAT = "handsign-checkpoint"
-FORMAT_VERSION = 1
 TRAIN_STATE_PREFIX = "train_state."
 MAX_HEADER_BYTES = 100 * 2**20
 
@@ -39,8 +40,8 @@ def resolve_checkpoint(path) -> Path:
     return p
 
 
-def read_metadata(path) -> dict:
-    """The JSON metadata from a safetensors header, read without torch and without loading weights."""
+def read_metadata(path) -> ModelMeta:
+    """The metadata from a safetensors header, read without torch and without loading weights."""
     p = resolve_checkpoint(path)
     try:
         size = p.stat().st_size
@@ -63,39 +64,7 @@ def read_metadata(path) -> dict:
     if raw is None:
         raise CheckpointError(f"{p}: a safetensors file without handsign metadata (import other models with "
                               f"'handsign import-course-model')")
-    return parse_metadata(raw, p)
-
-
-def parse_metadata(raw: str, where) -> dict:
-    """Check the handsign JSON document stored in a checkpoint (or an .onnx file's metadata_props)."""
-    try:
-        meta = json.loads(raw)
-    except ValueError:
-        raise CheckpointError(f"{where}: handsign metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{where}: metadata is not a {FORMAT}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{where}: format version {meta.get('format_version')} is newer than this handsign "
-                              f"reads ({FORMAT_VERSION}); upgrade handsign")
-    for key in ("architecture", "labels", "preprocess"):
-        if key not in meta:
-            raise CheckpointError(f"{where}: metadata has no {key!r}")
-    try:
-        input_kind(meta)
-    except CheckpointError as e:
-        raise CheckpointError(f"{where}: {e}") from None
-    return meta
-
-
-INPUT_KINDS = ("image", "landmarks")  # what a model reads: a preprocessed picture, or hand-landmark features
-
-
-def input_kind(meta: dict) -> str:
-    """"image" (every pixel model; older checkpoints do not say) or "landmarks" (handsign.hands)."""
-    kind = meta.get("input", "image")
-    if kind not in INPUT_KINDS:
-        raise CheckpointError(f"metadata input {kind!r} is not one of {list(INPUT_KINDS)}")
-    return kind
+    return ModelMeta.from_json(raw, p)
 
 
 def weights_sha256(source) -> str:
@@ -105,9 +74,6 @@ def weights_sha256(source) -> str:
     Reads the safetensors header and the tensor bytes only (no torch, no numpy), so the torch-free deploy
     install can tell whether an .onnx file was exported from these weights. Independent of the file's
     layout and of its metadata, optimizer state and sidecar: only the weights count."""
-    import hashlib
-    import io
-
     f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(resolve_checkpoint(source), "rb")
     where = "checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
     with f:
@@ -133,73 +99,31 @@ def weights_sha256(source) -> str:
 
 def state_dict_sha256(state: dict) -> str:
     """weights_sha256 of a torch state dict, as it would be once saved (same canonical form)."""
-    from safetensors.torch import save
+    from safetensors.torch import save  # safetensors.torch imports torch: not on the metadata-only path
 
     return weights_sha256(save({k: v.detach().cpu().contiguous() for k, v in state.items()}))
 
 
-def input_shape(meta: dict) -> tuple[int, ...]:
-    """One example's shape: (1, S, S) for a picture model, (F,) for a landmark model."""
-    if input_kind(meta) == "landmarks":
-        return (int(meta["architecture"]["args"]["in_features"]),)
-    size = meta["preprocess"]["size"]
-    return (1, size, size)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, rename: readers see old or new, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)  # mkstemp makes 0600; a model file is for reading by others (a server)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def remove_stale_temps(folder) -> list[Path]:
-    """Delete the temporary files that a killed atomic_write_bytes left in `folder` (.NAME.XXXXXXXX.tmp).
-
-    Loaders never look at them (they open fixed names); this only reclaims the space. Call it only on a
-    folder no other process is writing to (train --resume owns its run folder)."""
-    removed = []
-    for p in Path(folder).glob(".*.tmp"):
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def save_checkpoint(path, model, meta: dict, extra_tensors: dict | None = None) -> Path:
-    """Save weights (+ optional train_state tensors) and metadata; returns the .safetensors path."""
-    from safetensors.torch import save
+def save_checkpoint(path, model, meta: ModelMeta | dict, extra_tensors: dict | None = None) -> Path:
+    """Save weights (+ optional train_state tensors) and metadata (a ModelMeta, or a dict of its JSON form,
+    checked the same way); returns the .safetensors path."""
+    from safetensors.torch import save  # as in state_dict_sha256
 
     path = Path(path)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    if not isinstance(meta, ModelMeta):
+        meta = ModelMeta.from_dict(meta, path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for k, v in (extra_tensors or {}).items():
         tensors[TRAIN_STATE_PREFIX + k] = v.detach().cpu().contiguous()
-    text = json.dumps(meta, sort_keys=True)
-    atomic_write_bytes(path, save(tensors, metadata={"handsign": text}))
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(path, save(tensors, metadata={"handsign": meta.to_json()}))
+    atomic_write_bytes(path.with_suffix(".json"), meta.to_json(indent=2).encode())
     return path
 
 
 def load_tensors(path) -> dict:
     """All tensors of a safetensors file (safetensors never unpickles)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # as in state_dict_sha256
 
     p = resolve_checkpoint(path)
     try:
@@ -211,31 +135,27 @@ def load_tensors(path) -> dict:
 class LoadedModel:
     """A model in eval mode with what it needs to be used: labels, preprocessing spec, metadata."""
 
-    def __init__(self, model, meta: dict, path: Path):
+    def __init__(self, model, meta: ModelMeta, path: Path):
         self.model, self.meta, self.path = model, meta, path
-        self.labels = list(meta["labels"])
-        self.preprocess = meta["preprocess"]
+        self.labels = list(meta.labels)
+        self.preprocess = meta.preprocess
 
     def __repr__(self):
-        return f"LoadedModel({self.meta['architecture']['name']}, {len(self.labels)} labels, {self.path})"
+        return f"LoadedModel({self.meta.architecture['name']}, {len(self.labels)} labels, {self.path})"
 
 
-def build_from_metadata(meta: dict, where: str = "checkpoint", device: str | None = None):
+def build_from_metadata(meta: ModelMeta, where: str = "checkpoint", device: str | None = None):
     """The model the metadata describes, untrained; device="meta" gives its shapes without any memory."""
-    import torch
+    import torch  # torch, here and below: reading metadata (predict --backend onnx) needs none of it
 
-    from handsign.errors import HandsignError
-    from handsign.models import create_model
-    from handsign.preprocess import check_spec
+    from handsign.models import create_model  # models imports torch
 
-    arch = meta["architecture"]
+    arch = meta.architecture
     try:
-        if input_kind(meta) == "image":
-            check_spec(meta["preprocess"])
-        if not isinstance(arch, dict) or not isinstance(arch.get("args", {}), dict):
-            raise ValueError("architecture must be an object with 'name' and 'args'")
+        if meta.input == "image":
+            check_spec(meta.preprocess)
         with torch.device(device or "cpu"):
-            return create_model(arch["name"], num_classes=len(meta["labels"]), **arch.get("args", {}))
+            return create_model(arch["name"], num_classes=len(meta.labels), **arch.get("args", {}))
     except (HandsignError, ValueError, TypeError, KeyError, RuntimeError, OverflowError) as e:
         why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{where}: metadata does not describe a valid model ({why})") from None
@@ -243,7 +163,7 @@ def build_from_metadata(meta: dict, where: str = "checkpoint", device: str | Non
 
 def load_model(path, device: str = "cpu") -> LoadedModel:
     """Load any handsign checkpoint (file, sidecar or run folder); checks weights against metadata."""
-    from handsign.models import num_outputs
+    from handsign.models import num_outputs  # models imports torch
 
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
@@ -260,39 +180,39 @@ def load_model(path, device: str = "cpu") -> LoadedModel:
                  f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
                  f"shape of {wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}"
                  if wrong else ""]
-        raise CheckpointError(f"{p}: weights do not match the metadata's {meta['architecture']['name']!r} model: "
+        raise CheckpointError(f"{p}: weights do not match the metadata's {meta.architecture['name']!r} model: "
                               + "; ".join(x for x in parts if x))
     bad = next((k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all()), None)
     if bad is not None:  # a model with NaN or infinite weights answers NaN for every image: refuse it
         raise CheckpointError(f"{p}: weights contain NaN or infinity (tensor {bad})")
     model = build_from_metadata(meta, str(p))
     model.load_state_dict(tensors, strict=True)
-    import torch
+    import torch  # as in build_from_metadata
 
     with torch.no_grad():  # finite weights can still make NaN (a negative BatchNorm variance) or overflow
-        probe = model.eval()(torch.zeros(1, *input_shape(meta)))
+        probe = model.eval()(torch.zeros(1, *meta.input_shape))
     if not probe.isfinite().all():
         raise CheckpointError(f"{p}: the model gives NaN or infinite logits for a blank input (corrupt weights)")
-    if num_outputs(model) != len(meta["labels"]):
-        raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta['labels'])} labels")
+    if num_outputs(model) != len(meta.labels):
+        raise CheckpointError(f"{p}: model has {num_outputs(model)} outputs but {len(meta.labels)} labels")
     return LoadedModel(model.to(device).eval(), meta, p)
 
 
-def load_train_state(path) -> tuple[dict, dict, dict]:
+def load_train_state(path) -> tuple[dict, dict, ModelMeta]:
     """(model state, train_state tensors, metadata) of a resumable checkpoint."""
     p = resolve_checkpoint(path)
     meta = read_metadata(p)
     tensors = load_tensors(p)
     model_state = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_STATE_PREFIX)}
     state = {k[len(TRAIN_STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(TRAIN_STATE_PREFIX)}
-    if "train_state" not in meta:
+    if meta.train_state is None:
         raise CheckpointError(f"{p}: not a resumable checkpoint (no training state)")
     return model_state, state, meta
 
 
 def optimizer_state_to_tensors(optimizer) -> tuple[dict, dict]:
     """Split an optimizer state dict into safetensors-able tensors and JSON-able rest."""
-    import torch
+    import torch  # as in build_from_metadata
 
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}

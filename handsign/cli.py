@@ -1,17 +1,32 @@
-"""Command line: a thin layer over the Python API of the same names.
+"""Command line: the parsers of the commands in handsign.commands, a thin layer over the Python API.
 
-A user's mistake (bad flag, missing file, bad data, hostile model) prints one line
-`handsign: error: ...` and exits 2; a stopped training run exits 128 + the signal number.
+`train`'s flags are generated from TrainConfig (add_config_flags). A user's mistake (bad flag, missing
+file, bad data, hostile model) prints one line `handsign: error: ...` and exits 2; a stopped training run
+exits 128 + the signal number.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
+from handsign import __version__, commands
+from handsign.config import CHOICES, FLAG_TYPES, field_help, flag_fields
 from handsign.errors import HandsignError
+
+
+def add_config_flags(p) -> None:
+    """One flag per TrainConfig field (handsign.config.flag_fields): `--kebab-name`, its type, its help (the
+    field's comment) and its choices (config.CHOICES). Every default is None: only what is given overrides
+    the recipe. A bool field is `--name` / `--no-name`."""
+    helps = field_help()
+    for f in flag_fields():
+        flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, "").replace("%", "%%")
+        if FLAG_TYPES[f.type] is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            p.add_argument(flag, type=FLAG_TYPES[f.type], choices=CHOICES.get(f.name), default=None, help=text)
 
 
 def _add_train(sub):
@@ -19,98 +34,13 @@ def _add_train(sub):
                        "Start from a named recipe (see 'handsign recipes') and override any setting.")
     p.add_argument("--recipe", default="", help="named recipe, e.g. course-asl-cnn")
     p.add_argument("--resume", metavar="RUN", help="continue the stopped run in folder RUN")
-    p.add_argument("--dataset", choices=["mnist", "sign_mnist", "folder"])
-    p.add_argument("--image-folder", help="root/<class>/*.png for --dataset folder")
-    p.add_argument("--model", help="model name (mlp, cnn, ...)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=["constant", "onecycle", "cosine"])
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--augment", choices=["none", "course", "hands", "digits", "photo"])
-    p.add_argument("--augment-per-batch", action="store_const", const=True,
-                   help="one random augmentation per batch, as the course did")
-    p.add_argument("--preprocess", choices=["", "photo"], help="preprocessing stored with the model: '' (the "
-                   "data set's) or photo (hand crop + brightness match for photos; 28x28 gray input unchanged)")
-    p.add_argument("--valid-fraction", type=float)
-    p.add_argument("--valid-from-test", action="store_const", const=True,
-                   help="validate on the test file, as the course did (biased)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=int, help="use only the first N training samples (smoke runs)")
-    p.add_argument("--data-dir", help="data root (default $HANDSIGN_DATA or ./data)")
-    p.add_argument("--out", help="run folder (default runs/<recipe>-<time>)")
-    p.add_argument("--device", help="auto | cpu | cuda | mps")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--channels-last", action="store_const", const=True,
-                   help="NHWC memory format (faster convolutions on CPU)")
+    add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--photos", help="hands recipes: ROOT/<letter>/*.jpg (default DATA/asl_photos/massey)")
     p.add_argument("--holdout", help="hands recipes: a person (e.g. hand3) left out of training and reported")
     p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
                    "one per GPU with --device cuda, else on CPU); --batch-size is per process")
-    p.set_defaults(func=cmd_train, parser=p)
-
-
-def cmd_train(a) -> int:
-    if a.recipe.startswith("hands"):
-        return _train_hands(a)
-    if a.photos or a.holdout:
-        raise HandsignError("--photos and --holdout are for the hands recipes (e.g. --recipe hands-asl)")
-    from handsign import distributed
-    from handsign.train import train
-
-    if a.nproc is not None and not distributed.launched():  # this process starts N copies under torchrun
-        if not a.resume:
-            _train_config(a)  # a bad flag fails here once, not in every rank
-        return distributed.launch(a.nproc, ["train", *_canonical_argv(a.parser, a, skip=("nproc", "parser"))])
-    if a.resume:
-        train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
-        return 0
-    train(_train_config(a), show_progress=not a.quiet)
-    return 0
-
-
-_HANDS_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed", "data_dir", "out",
-                "threads", "photos", "holdout")
-
-
-def _train_hands(a) -> int:
-    """`train --recipe hands-...`: the hand-landmark model (handsign.hands.train)."""
-    from handsign.hands.train import make_hands_config, train_hands
-
-    other = [f"--{k.replace('_', '-')}" for k, v in vars(a).items() if v not in (None, False) and k not in
-             (*_HANDS_FLAGS, "recipe", "quiet", "func", "parser", "command")]
-    if other:
-        raise HandsignError(f"{', '.join(other)}: not a setting of the hands recipes (they take "
-                            f"{', '.join('--' + k.replace('_', '-') for k in _HANDS_FLAGS)})")
-    train_hands(make_hands_config(a.recipe, **{k: getattr(a, k) for k in _HANDS_FLAGS}))
-    return 0
-
-
-def _canonical_argv(parser, a, skip=()) -> list[str]:
-    """The options set in `a` as full long flags: torchrun parses the script's arguments too, and an
-    abbreviation such as `--m cnn` would be ambiguous among its own options."""
-    argv = []
-    for act in parser._actions:
-        value = getattr(a, act.dest, None)
-        if not act.option_strings or act.dest in ("help", *skip) or value is None or value == act.default:
-            continue
-        argv += [act.option_strings[-1]] + ([] if act.nargs == 0 else [str(value)])
-    return argv
-
-
-def _train_config(a):
-    from handsign.config import make_config
-
-    return make_config(a.recipe, dataset=a.dataset, image_folder=a.image_folder, model=a.model, epochs=a.epochs,
-                       batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, weight_decay=a.weight_decay,
-                       schedule=a.schedule, label_smoothing=a.label_smoothing, augment=a.augment,
-                       augment_per_batch=a.augment_per_batch, preprocess=a.preprocess,
-                       valid_fraction=a.valid_fraction, valid_from_test=a.valid_from_test, seed=a.seed,
-                       limit=a.limit, data_dir=a.data_dir, out=a.out, device=a.device, threads=a.threads,
-                       channels_last=a.channels_last)
+    p.set_defaults(func=commands.cmd_train)
 
 
 def _add_evaluate(sub):
@@ -121,31 +51,12 @@ def _add_evaluate(sub):
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="folder for confusion.png and mistakes.png")
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_evaluate)
-
-
-def cmd_evaluate(a) -> int:
-    from handsign.evaluate import evaluate, format_report
-
-    result = evaluate(a.checkpoint, split=a.split, data_dir=a.data_dir, out=a.out, device=a.device)
-    print(json.dumps(result) if a.json else format_report(result))
-    return 0
+    p.set_defaults(func=commands.cmd_evaluate)
 
 
 def _add_recipes(sub):
     p = sub.add_parser("recipes", help="list the named recipes")
-    p.set_defaults(func=cmd_recipes)
-
-
-def cmd_recipes(a) -> int:
-    from handsign.config import RECIPES
-    from handsign.hands.train import HANDS_RECIPES
-
-    recipes = {**RECIPES, **HANDS_RECIPES}
-    width = max(map(len, recipes))
-    for name, r in recipes.items():
-        print(f"{name:<{width}}  {r['description']}")
-    return 0
+    p.set_defaults(func=commands.cmd_recipes)
 
 
 def _add_augment_preview(sub):
@@ -159,16 +70,7 @@ def _add_augment_preview(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--out", default="augment-preview.png")
-    p.set_defaults(func=cmd_augment_preview)
-
-
-def cmd_augment_preview(a) -> int:
-    from handsign.transforms import augment_preview
-
-    path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
-                           data_dir=a.data_dir, out=a.out, per_batch=a.per_batch, augment=a.augment)
-    print(f"wrote {path}")
-    return 0
+    p.set_defaults(func=commands.cmd_augment_preview)
 
 
 def _add_predict(sub):
@@ -183,41 +85,7 @@ def _add_predict(sub):
     p.add_argument("--batch-size", type=int, default=64, help="images decoded and predicted together")
     p.add_argument("--min-confidence", type=float, metavar="P", help="answer 'not sure' when the top "
                    "probability is below P (default: the model's own, else 0.5; 0 = always answer)")
-    p.set_defaults(func=cmd_predict)
-
-
-def cmd_predict(a) -> int:
-    from handsign.predict import Predictor, check_min_confidence, expand_inputs
-
-    if a.top_k < 1:
-        raise HandsignError("--top-k must be at least 1")
-    if a.min_confidence is not None:
-        check_min_confidence(a.min_confidence)
-    paths = expand_inputs(a.inputs)
-    predictor = Predictor.load(a.model, a.backend)
-    if a.min_confidence is not None:
-        predictor.min_confidence = a.min_confidence
-    failed = []
-
-    def skip(name, error):  # a bad image among many: report it, predict the others, exit 2 at the end
-        failed.append(name)
-        print(f"handsign: error: {error}", file=sys.stderr)
-
-    for r in predictor.iter_predictions(paths, top_k=a.top_k, batch_size=a.batch_size, on_error=skip):
-        if a.json:
-            print(json.dumps(r))
-        else:
-            top = ", ".join(f"{lbl} {p:.1%}" for lbl, p in r["top"])
-            answer = f"{r['label']} ({r['probability']:.1%})" if r["confident"] else \
-                f"not sure (best guess {r['label']}, {r['probability']:.1%})"
-            via = "" if predictor.hands is None else \
-                f"  via {r['via']}" + (f" ({r['reason']})" if r.get("reason") else "")
-            print(f"{r['path']}: {answer}  top: {top}{via}")
-    if failed:
-        if len(paths) > 1:  # one image: its own error line says it all
-            print(f"handsign: error: {len(failed)} of {len(paths)} images could not be read", file=sys.stderr)
-        return 2
-    return 0
+    p.set_defaults(func=commands.cmd_predict)
 
 
 def _add_export(sub):
@@ -228,17 +96,7 @@ def _add_export(sub):
     p.add_argument("out", metavar="OUT", help="output .onnx file; name it like the checkpoint (best.safetensors "
                    "-> best.onnx) so that 'predict --backend auto' finds it")
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(a) -> int:
-    from handsign.export import TOLERANCE, export
-
-    r = export(a.model, a.out, format=a.format)
-    print(f"wrote {r['path']} (opset {r['opset']}, input {r['input']} -> logits)")
-    print(f"check: max |logit difference| ONNX Runtime vs torch on {r['check_batch']} random images: "
-          f"{r['max_abs_diff']:.3g} (logits up to {r['max_abs_logit']:.3g}; tolerance {TOLERANCE:g} x max(1, that))")
-    return 0
+    p.set_defaults(func=commands.cmd_export)
 
 
 def _add_import_course_model(sub):
@@ -249,19 +107,7 @@ def _add_import_course_model(sub):
     p.add_argument("out", metavar="OUT", help="output .safetensors file (or a folder: OUT/model.safetensors)")
     p.add_argument("--labels", help="comma-separated class names (default: ASL letters for 24 outputs, "
                    "digits for 10)")
-    p.set_defaults(func=cmd_import_course_model)
-
-
-def cmd_import_course_model(a) -> int:
-    from handsign.course_import import import_course_model
-
-    labels = [x.strip() for x in a.labels.split(",")] if a.labels else None
-    r = import_course_model(a.pth, a.out, labels=labels)
-    print(f"imported {a.pth}: {r['description']}")
-    print(f"check: max |logit difference| vs the course model on {r['check_batch']} random images: "
-          f"{r['max_abs_diff']:.3g}")
-    print(f"wrote {r['path']}")
-    return 0
+    p.set_defaults(func=commands.cmd_import_course_model)
 
 
 def _add_bundle(sub):
@@ -275,34 +121,7 @@ def _add_bundle(sub):
     p.add_argument("--pixel-model", help="a hand-landmark model: the pixel model in --out it is fused with")
     p.add_argument("--pixel-weight", type=float, default=0.0, help="its weight in the fusion (0..1)")
     p.add_argument("--lopo-report", help="a hand-landmark model: benchmarks/hands_lopo.py's JSON for the model card")
-    p.set_defaults(func=cmd_bundle)
-
-
-def cmd_bundle(a) -> int:
-    from handsign.bundle import bundle
-    from handsign.checkpoint import input_kind, read_metadata
-    from handsign.predict import resolve_model
-
-    if input_kind(read_metadata(resolve_model(a.checkpoint))) == "landmarks":
-        from handsign.hands.bundle import bundle_hands
-
-        from handsign.hands.bundle import summarise_lopo
-
-        report = None
-        if a.lopo_report:
-            try:
-                report = summarise_lopo(json.loads(Path(a.lopo_report).read_text()), a.lopo_report)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise HandsignError(f"--lopo-report {a.lopo_report}: not a hands_lopo.py report ({e})") from None
-        paths = bundle_hands(a.checkpoint, a.name, a.out, a.pixel_model, a.pixel_weight, command=a.command,
-                             lopo_report=report)
-    elif a.pixel_model:
-        raise HandsignError("--pixel-model is for hand-landmark models")
-    else:
-        paths = bundle(a.checkpoint, a.name, a.out, command=a.command)
-    for path in paths:
-        print(f"wrote {path}")
-    return 0
+    p.set_defaults(func=commands.cmd_bundle)
 
 
 def _add_serve(sub):
@@ -327,19 +146,7 @@ def _add_serve(sub):
                    "(408 and the connection closed after; default 30)")
     p.add_argument("--header-timeout", type=float, default=10.0, help="seconds a connection may take to send its "
                    "request headers before it is closed (default 10)")
-    p.set_defaults(func=cmd_serve)
-
-
-def cmd_serve(a) -> int:
-    from handsign.serve import DEFAULT_MODELS, Limits, serve
-
-    if not 0 < a.port < 65536:
-        raise HandsignError(f"--port must be in 1..65535, not {a.port}")
-    limits = Limits(max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels,
-                    max_concurrency=a.max_concurrency, body_timeout=a.body_timeout, header_timeout=a.header_timeout)
-    serve(a.model or DEFAULT_MODELS, host=a.host, port=a.port, backend=a.backend, limits=limits,
-          min_confidence=a.min_confidence, access_log=a.access_log)
-    return 0
+    p.set_defaults(func=commands.cmd_serve)
 
 
 def _add_reproduce(sub):
@@ -356,15 +163,7 @@ def _add_reproduce(sub):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_reproduce)
-
-
-def cmd_reproduce(a) -> int:
-    from handsign.reproduce import reproduce
-
-    reproduce(a.out, quick=a.quick, data_dir=a.data_dir, images=a.images, seed=a.seed, device=a.device,
-              threads=a.threads, show_progress=not a.quiet)
-    return 0
+    p.set_defaults(func=commands.cmd_reproduce)
 
 
 def _add_photo_eval(sub):
@@ -381,16 +180,7 @@ def _add_photo_eval(sub):
     p.add_argument("--save-images", metavar="DIR", help="also write the pictures as DIR/NNNNN-<letter>.jpg")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_photo_eval)
-
-
-def cmd_photo_eval(a) -> int:
-    from handsign.photo_eval import PHOTO_SEED, format_photo_eval, photo_eval
-
-    r = photo_eval(a.models, n_per_class=a.n_per_class, seed=PHOTO_SEED if a.seed is None else a.seed,
-                   data_dir=a.data_dir, preprocess=a.preprocess, backend=a.backend, save_images=a.save_images)
-    print(json.dumps(r) if a.json else format_photo_eval(r))
-    return 0
+    p.set_defaults(func=commands.cmd_photo_eval)
 
 
 def _add_data(sub):
@@ -401,7 +191,7 @@ def _add_data(sub):
     p.add_argument("--data-dir", help="data root (default $HANDSIGN_DATA or ./data)")
     p.add_argument("--no-verify", action="store_true", help="only look for the files (skip the sha256 checks)")
     p.add_argument("--json", action="store_true", help="print one JSON list")
-    p.set_defaults(func=cmd_data)
+    p.set_defaults(func=commands.cmd_data)
     fetch = p.add_subparsers(dest="data_command", metavar="fetch").add_parser(
         "fetch", help="download and verify data sets",
         description="Download data sets into DATA with a progress bar, verify each file's sha256 and only then "
@@ -416,22 +206,7 @@ def _add_data(sub):
     fetch.add_argument("--mirror", action="append", metavar="URL", help="base URL for MNIST's files "
                        "(repeat; default: torchvision's mirrors)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
-    fetch.set_defaults(func=cmd_data_fetch)
-
-
-def cmd_data(a) -> int:
-    from handsign.datasets import format_status, status
-
-    rows = status(a.data_dir, verify=not a.no_verify)
-    print(json.dumps(rows) if a.json else format_status(rows, a.data_dir))
-    return 0
-
-
-def cmd_data_fetch(a) -> int:
-    from handsign.fetch import fetch
-
-    fetch(a.names, a.data_dir, source=a.source, url=a.url, mirrors=a.mirror, progress=not a.quiet)
-    return 0
+    fetch.set_defaults(func=commands.cmd_data_fetch)
 
 
 COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
@@ -439,8 +214,6 @@ COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_recipes, _a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handsign import __version__
-
     parser = argparse.ArgumentParser(prog="handsign", description="Train, evaluate and deploy small classifiers "
                                      "for MNIST digits and ASL letters.")
     parser.add_argument("--version", action="version", version=f"handsign {__version__}")

@@ -1,9 +1,16 @@
-"""The typed run configuration and the named recipes (plain data, no code paths)."""
+"""The typed run configuration and the named recipes (plain data, no code paths).
+
+`handsign train`'s flags are generated from TrainConfig's fields (handsign.cli.add_config_flags): a new
+field is one line here, `name: type = default  # help`, and becomes `--name` with that help and, if it
+has one, its tuple of choices from CHOICES. `TrainConfig.to_argv()` maps a config back to those flags.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 from dataclasses import dataclass, field
 
 from handsign.errors import HandsignError
@@ -15,6 +22,13 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTS = ("none", "course", "hands", "digits", "photo")  # presets in handsign.transforms
 VALID_SPLITS = ("random", "groups")  # handsign.groups explains "groups"
 PRECISIONS = ("fp32", "bf16", "auto")
+# field -> its valid values (the flag's choices, the check's list)
+CHOICES = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTS,
+           "preprocess": PREPROCESS_PRESETS, "valid_split": VALID_SPLITS, "precision": PRECISIONS}
+# fields without a flag of their own: recipe is `--recipe` (the base the flags override); model_args is a
+# dict of keyword arguments, set in Python or a recipe (as is any field whose type is not in FLAG_TYPES)
+NO_FLAG = ("recipe", "model_args")
+FLAG_TYPES = {"bool": bool, "int": int, "float": float, "str": str}  # a field's annotation -> its flag's type
 
 
 @dataclass
@@ -96,6 +110,18 @@ class TrainConfig:
             raise HandsignError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**d)
 
+    def to_argv(self) -> list[str]:
+        """The `handsign train` flags that rebuild this config: --recipe and every flag field that differs
+        from the recipe's value (in field order). model_args has no flag and is left out."""
+        base = TrainConfig(recipe=self.recipe, **(get_recipe(self.recipe) if self.recipe else {}))
+        argv = ["--recipe", self.recipe] if self.recipe else []
+        for f in flag_fields():
+            value = getattr(self, f.name)
+            if value != getattr(base, f.name):
+                flag = "--" + f.name.replace("_", "-")
+                argv += ([flag] if value else ["--no-" + flag[2:]]) if isinstance(value, bool) else [flag, str(value)]
+        return argv
+
     def describe(self) -> str:
         """Aligned 'name = value' lines, printed at the start of a run."""
         d = self.to_dict()
@@ -146,6 +172,20 @@ RECIPES: dict[str, dict] = {
                      "label_smoothing": 0.1, "augment": "photo", "preprocess": "photo"},
     },
 }
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """TrainConfig's fields that are `handsign train` flags, in declaration order."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in NO_FLAG and str(f.type) in FLAG_TYPES]
+
+
+def field_help() -> dict[str, str]:
+    """Each TrainConfig field's help: the comment on its line (read from this file's source)."""
+    try:
+        source = inspect.getsource(TrainConfig)
+    except (OSError, TypeError):  # no source (a frozen app): flags without help
+        return {}
+    return dict(re.findall(r"^    (\w+): [^#\n]*#\s*(.+)$", source, re.MULTILINE))
 
 
 def get_recipe(name: str) -> dict:

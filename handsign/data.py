@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handsign import preprocess as pp
+from handsign.atomic import atomic_open
+from handsign.datasets import ASL_LETTERS, require, resolve_data_dir
 from handsign.errors import DataError
 from handsign.groups import near_duplicate_groups, split_by_groups
 
-ASL_LETTERS = "abcdefghiklmnopqrstuvwxy"  # 24 static letters: no j, no z (they need motion)
 DIGITS = "0123456789"
-SIGN_MNIST_KAGGLE_URL = "https://www.kaggle.com/datasets/datamunge/sign-language-mnist"
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -32,7 +33,6 @@ MNIST_FILES = {
 @dataclass
 class Dataset:
     """Labelled images kept as tensors."""
-
     images: torch.Tensor  # (N, 1, H, W) uint8, 0 = black
     labels: torch.Tensor  # (N,) int64 class indices into `classes`
     classes: list         # class names, e.g. list("abcdefghiklmnopqrstuvwxy")
@@ -54,19 +54,12 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """--data-dir, else $HANDSIGN_DATA, else ./data."""
-    return Path(data_dir or os.environ.get("HANDSIGN_DATA") or "data")
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("HANDSIGN_CACHE") or Path.home() / ".cache" / "handsign")
 
 
 def _require(name: str, root: Path) -> None:
     """DataError saying what is missing and how to get it (handsign.datasets knows every data set)."""
-    from handsign.datasets import require
-
     require([name], root)
 
 
@@ -249,17 +242,11 @@ def read_sign_mnist_csv(path: Path, *, use_cache: bool = True) -> tuple[np.ndarr
     labels, pixels = parse_sign_mnist_csv(path)
     # a CSV rewritten while it was parsed: the result is not cached under the key of the old state
     if use_cache and _same_file_state(before, path.stat()):
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            with atomic_open(cache) as f:
                 np.savez(f, labels=labels, pixels=pixels)
-            os.replace(tmp, cache)
         except OSError:  # a read-only or full disk only costs speed
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            pass
     return labels, pixels
 
 
@@ -280,9 +267,8 @@ def load_sign_mnist(root: Path, split: str, label_scheme: str = "auto") -> Datas
 # ---------------------------------------------------------------- folder of labelled images
 
 def load_image_folder(root: Path, spec: dict | None = None) -> Dataset:
-    """root/<class>/*.png|jpg|... -> Dataset; every image goes through the shared preprocessing."""
-    from handsign import preprocess as pp
-
+    """root/<class>/*.png|jpg|... -> Dataset; every image goes through the shared preprocessing with `spec`
+    (default: the folder data set's), the spec the model trained on it stores, so predict reads alike."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: image folder does not exist")
@@ -296,15 +282,16 @@ def load_image_folder(root: Path, spec: dict | None = None) -> Dataset:
                 labels.append(i)
     if not files:
         raise DataError(f"{root}: no images found; expected {root}/<class>/*.png (or .jpg, .bmp, .gif, .webp)")
-    x = pp.load_batch(files, spec)  # (N, 1, S, S) float in [0, 1]
-    images = torch.from_numpy(np.rint(x * 255).astype(np.uint8))
+    images = torch.from_numpy(np.stack([pp.preprocess_levels(pp.decode_image(f), spec) for f in files]))
     return Dataset(images, torch.tensor(labels, dtype=torch.long), classes, "folder", str(root))
 
 
 # ---------------------------------------------------------------- entry points
 
-def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder: str = "") -> Dataset:
-    """'mnist' | 'sign_mnist' | 'folder' and 'train' | 'test' -> Dataset."""
+def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder: str = "",
+                 spec: dict | None = None) -> Dataset:
+    """'mnist' | 'sign_mnist' | 'folder' and 'train' | 'test' -> Dataset. `spec`: the preprocessing an image
+    folder's pictures go through (the files of mnist and sign_mnist are already 28x28 gray levels)."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r}; choose train or test")
     root = resolve_data_dir(data_dir)
@@ -315,10 +302,10 @@ def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder
     if name == "folder":
         folder = Path(image_folder)
         if (folder / split).is_dir():
-            return load_image_folder(folder / split)
+            return load_image_folder(folder / split, spec)
         if split == "test":
             raise DataError(f"{folder}: no test/ subfolder; a folder without train/ and test/ is used as train only")
-        return load_image_folder(folder)
+        return load_image_folder(folder, spec)
     raise DataError(f"unknown dataset {name!r}; choose mnist, sign_mnist or folder")
 
 

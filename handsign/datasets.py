@@ -8,14 +8,21 @@ published sha256, and how to get it (`handsign data`; fetching is handsign.fetch
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from handsign.data import ASL_LETTERS, SIGN_MNIST_KAGGLE_URL, resolve_data_dir
 from handsign.errors import DataError
 
 CHUNK = 1 << 20
+ASL_LETTERS = "abcdefghiklmnopqrstuvwxy"  # Sign-MNIST's 24 static letters: no j, no z (they need motion)
+SIGN_MNIST_KAGGLE_URL = "https://www.kaggle.com/datasets/datamunge/sign-language-mnist"
 ASL_PHOTOS_KAGGLE_URL = "https://www.kaggle.com/datasets/ayuraj/asl-dataset"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """--data-dir, else $HANDSIGN_DATA, else ./data."""
+    return Path(data_dir or os.environ.get("HANDSIGN_DATA") or "data")
 
 
 @dataclass(frozen=True)

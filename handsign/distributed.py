@@ -1,6 +1,7 @@
 """Multi-process training with DistributedDataParallel: joining the group, rank helpers, all-reduce, launch.
 
     torchrun --nproc-per-node 2 -m handsign train ...      (or: handsign train --nproc 2 ...)
+    train_multiprocess(make_config("fast-asl"), nproc=2)   # the same from Python
 
 A process started by torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR in its environment) joins the
 group in `init`: gloo on CPU, NCCL on CUDA with rank r on cuda:LOCAL_RANK. Any other process is rank 0
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import hashlib
 import math
 import os
 import signal
@@ -22,7 +24,9 @@ import weakref
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
+from handsign.config import get_recipe
 from handsign.errors import HandsignError
 
 STOP_CHECK_EVERY = 10  # steps between the all-reduces that agree on a SIGINT/SIGTERM (one int each)
@@ -160,7 +164,6 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     and save the unwrapped model (its state dict has no 'module.' prefix and its forward no collectives)."""
     if not active():
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     _wrappers.add(ddp)
@@ -238,8 +241,6 @@ def weights_digest(model: torch.nn.Module) -> str:
     """sha256 of the parameters' names and float32 values. Parameters only: BatchNorm running stats
     differ between ranks (DDP broadcasts rank 0's at the start of each forward, then each rank's own
     batch moves them), and the checkpoint keeps rank 0's."""
-    import hashlib
-
     h = hashlib.sha256()
     for name, p in model.named_parameters():
         h.update(name.encode())
@@ -257,6 +258,22 @@ def check_same_weights(model: torch.nn.Module, log) -> None:
     if len(set(digests)) != 1:
         raise RuntimeError(f"ranks ended with different weights: {digests}")
     log(f"weights identical on all {world_size()} ranks (parameters sha256 {digests[0]})")
+
+
+def train_multiprocess(config=None, nproc: int = 2, *, resume=None, epochs: int | None = None,
+                       show_progress: bool = True) -> int:
+    """Python API of `handsign train --nproc N`: train `config` (a TrainConfig), or continue the stopped run
+    in folder `resume` (to `epochs`), with N processes under torchrun; they write the run folder as train()
+    does (config.out). Returns the exit code: 0 done, 128 + N stopped by signal N, else failed."""
+    if resume:
+        argv = ["--resume", str(resume)] + ([] if epochs is None else ["--epochs", str(epochs)])
+    elif config is None:
+        raise HandsignError("train_multiprocess: give a TrainConfig or a run folder to resume")
+    else:
+        if config.model_args != (get_recipe(config.recipe) if config.recipe else {}).get("model_args", {}):
+            raise HandsignError("model_args has no flag: multi-process training takes the settings a flag can give")
+        argv = config.to_argv()
+    return launch(nproc, ["train", *argv, *([] if show_progress else ["--quiet"])])
 
 
 def launch(nproc: int, argv: list[str]) -> int:

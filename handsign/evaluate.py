@@ -6,36 +6,35 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
+from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.errors import HandsignError
+from handsign.meta import ModelMeta
 from handsign.models import for_inference
+from handsign.plots import confusion_matrix, image_grid
+from handsign.predict import BUNDLED, resolve_model
+from handsign.preprocess import to_model_input
+from handsign.runtime import select_device
 
-if TYPE_CHECKING:
-    from handsign.data import Dataset
 
-
-def _dataset_for(meta: dict, split: str, data_dir):
-    from handsign.data import load_dataset, split_train_valid
-
-    cfg = meta.get("config") or {}
-    name = meta.get("task") or cfg.get("dataset")
+def _dataset_for(meta: ModelMeta, split: str, data_dir):
+    cfg = meta.config
+    name = meta.task or cfg.get("dataset")
     # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
     # may not be), else $HANDSIGN_DATA or ./data
     recorded = cfg.get("data_dir") or ""
     data_dir = data_dir or (recorded if recorded and Path(recorded).is_dir() else None)
     if name not in ("mnist", "sign_mnist", "folder"):
         raise HandsignError(f"the checkpoint does not say which data set it was trained on ({name!r})")
-    folder = cfg.get("image_folder", "")
-    if split == "test":
-        return load_dataset(name, "test", data_dir, image_folder=folder)
-    if cfg.get("valid_from_test"):
-        return load_dataset(name, "test", data_dir, image_folder=folder)
-    full = load_dataset(name, "train", data_dir, image_folder=folder)
+    # an image folder's pictures go through the model's own spec, as predict reads them
+    kw = {"image_folder": cfg.get("image_folder", ""), "spec": meta.preprocess}
+    if split == "test" or cfg.get("valid_from_test"):
+        return load_dataset(name, "test", data_dir, **kw)
+    full = load_dataset(name, "train", data_dir, **kw)
     if cfg.get("limit"):
         full = full.subset(torch.arange(min(cfg["limit"], len(full))))
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0),
@@ -47,7 +46,7 @@ def predict_tensors(model, images: torch.Tensor, batch_size: int = 1000, device=
     """(N, 1, H, W) uint8 -> (N, classes) float32 logits, in eval mode, batched."""
     model.eval()
     net = for_inference(model)  # BatchNorm folded: ~2.5x faster on CPU, same logits to float32 rounding
-    out = [net(images[i:i + batch_size].to(device).float().div_(255)).float().cpu()
+    out = [net(to_model_input(images[i:i + batch_size].to(device))).float().cpu()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0)
 
@@ -62,18 +61,14 @@ def evaluate_tensors(model, data: Dataset, batch_size: int = 1000, device="cpu")
 def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: str = "auto",
              batch_size: int = 1000, worst: int = 24) -> dict:
     """Evaluate a checkpoint or run folder; writes confusion.png and mistakes.png into `out` if given."""
-    from handsign.runtime import select_device
-
     if split not in ("test", "valid"):
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
     dev = select_device(device)
-    from handsign.predict import BUNDLED, resolve_model
-
     if str(checkpoint) in BUNDLED:  # a bundled name ("mnist", "asl")
         checkpoint = resolve_model(checkpoint)
     loaded = load_model(checkpoint, device=str(dev))
-    if loaded.meta.get("input") == "landmarks":
-        pixel = (loaded.meta.get("fusion") or {}).get("pixel_model")
+    if loaded.meta.input == "landmarks":
+        pixel = loaded.meta.fusion.get("pixel_model")
         hint = f"; evaluate its pixel model: handsign evaluate {loaded.path.parent / pixel}.safetensors" if pixel else ""
         raise HandsignError(f"{loaded.path}: a hand-landmark model, evaluated on photos leaving one person out "
                             f"(its metrics and benchmarks/hands_lopo.py){hint}")
@@ -105,14 +100,12 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
               "per_class": per_class, "most_confused": confused, "worst_mistakes": mistakes,
               "confusion_matrix": cm.tolist(), "labels": labels}
     if out:
-        from handsign.plots import confusion_matrix, image_grid
-
         out = Path(out)
         result["confusion_png"] = str(confusion_matrix(cm, labels, out / "confusion.png",
                                                        title=f"{split}: {result['accuracy']:.2%} of {len(y)}"))
         if mistakes:
             cols = 8
-            imgs = [data.images[m["index"], 0].numpy() / 255.0 for m in mistakes]
+            imgs = [to_model_input(data.images[m["index"], 0].numpy()) for m in mistakes]
             caps = [f"{m['true']}→{m['predicted']} {m['probability']:.0%}" for m in mistakes]
             rows = [imgs[i:i + cols] for i in range(0, len(imgs), cols)]
             capr = [caps[i:i + cols] for i in range(0, len(caps), cols)]

@@ -10,12 +10,16 @@ so handsign.onnx_runtime can predict from the .onnx file alone, without torch; i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from handsign.checkpoint import LoadedModel, atomic_write_bytes, input_kind, input_shape, load_model, state_dict_sha256
+import numpy as np
+
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, state_dict_sha256
 from handsign.errors import HandsignError
 from handsign.onnx_runtime import METADATA_KEY
+from handsign.predict import resolve_model
+from handsign.preprocess import to_model_input
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
@@ -31,13 +35,11 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     ONNX Runtime disagrees with torch by more than TOLERANCE * max(1, max |logit|) (float32 sums of
     large logits differ in the last bits between kernels), and then nothing is written.
     """
-    import torch
+    import torch  # torch, onnx and onnxruntime only when exporting: importing this module needs none of them
 
     if format != "onnx":
         raise HandsignError(f"--format: only 'onnx' is supported, not {format!r}")
     if not isinstance(model, LoadedModel):
-        from handsign.predict import resolve_model
-
         path = resolve_model(model)
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: is already an ONNX model; export a .safetensors checkpoint")
@@ -46,13 +48,12 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
     if out.suffix != ".onnx":
         raise HandsignError(f"{out}: the output file name must end in .onnx")
     net = model.model.cpu().eval()
-    meta = {k: v for k, v in model.meta.items() if k != "train_state"}
-    meta.setdefault("name", model.path.stem)
-    shape = input_shape(meta)
-    input_name = LANDMARK_INPUT if input_kind(meta) == "landmarks" else INPUT
-    # the identity of the weights this graph is made from: Predictor.load compares it with the checkpoint
-    # beside the .onnx, so an export left over from before a retrain is never used in silence
-    meta["weights_sha256"] = state_dict_sha256(net.state_dict())
+    shape = model.meta.input_shape
+    input_name = LANDMARK_INPUT if model.meta.input == "landmarks" else INPUT
+    # weights_sha256, the identity of the weights this graph is made from: Predictor.load compares it with the
+    # checkpoint beside the .onnx, so an export left over from before a retrain is never used in silence
+    meta = model.meta.replace(train_state=None, name=model.meta.name or model.path.stem,
+                              weights_sha256=state_dict_sha256(net.state_dict()))
 
     example = torch.rand(2, *shape)
     try:
@@ -68,11 +69,11 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
         raise HandsignError(f"{out}: ONNX Runtime differs from torch by {diff:.3g} on logits up to {scale:.3g}; "
                             f"not written")
     if diff is not None:
-        meta["onnx"] = {"opset": OPSET, "input": input_name, "output": OUTPUT, "max_abs_diff_vs_torch": diff}
+        meta = meta.replace(onnx={"opset": OPSET, "input": input_name, "output": OUTPUT, "max_abs_diff_vs_torch": diff})
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
-    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta['name']}: {input_name} -> {OUTPUT}"
+    entry.key, entry.value = METADATA_KEY, meta.to_json()
+    proto.producer_name, proto.doc_string = "handsign", f"handsign model {meta.name}: {input_name} -> {OUTPUT}"
     atomic_write_bytes(out, proto.SerializeToString())
     return {"path": out, "max_abs_diff": diff, "max_abs_logit": scale, "check_batch": CHECK_BATCH, "opset": OPSET,
             "input": f"{input_name} [N,{','.join(map(str, shape))}]"}
@@ -80,12 +81,14 @@ def export(model, out=None, format: str = "onnx", check: bool = True) -> dict:
 
 def check_against_torch(onnx_bytes: bytes, net, shape: tuple, input_name: str = INPUT,
                         seed: int = 0) -> tuple[float, float]:
-    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs in [0, 1]."""
-    import numpy as np
-    import onnxruntime as ort
-    import torch
+    """(max |logit difference| ONNX Runtime vs torch, max |logit|) on CHECK_BATCH random inputs: pictures of
+    random gray levels made model input as every picture is (to_model_input), or features in [0, 1)."""
+    import onnxruntime as ort  # as in export()
+    import torch  # as in export()
 
-    x = torch.rand(CHECK_BATCH, *shape, generator=torch.Generator().manual_seed(seed))
+    g = torch.Generator().manual_seed(seed)
+    x = (to_model_input(torch.randint(0, 256, (CHECK_BATCH, *shape), dtype=torch.uint8, generator=g))
+         if input_name == INPUT else torch.rand(CHECK_BATCH, *shape, generator=g))
     with torch.inference_mode():
         expected = net(x).float().numpy()
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])

@@ -23,8 +23,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from handsign.data import ASL_LETTERS, SIGN_MNIST_KAGGLE_URL, resolve_data_dir
-from handsign.datasets import CHUNK, KNOWN, _names, check, sha256_file, tree_sha256
+from handsign.atomic import atomic_open
+from handsign.datasets import (ASL_LETTERS, CHUNK, KNOWN, SIGN_MNIST_KAGGLE_URL, _names, check, resolve_data_dir,
+                               sha256_file, tree_sha256)
 from handsign.errors import DataError
 
 # torchvision.datasets.MNIST.mirrors (0.29); torchvision's own list is used when it is installed
@@ -68,30 +69,21 @@ def write_verified(chunks, dest: Path, accepted: set[str] | None, what: str, siz
                    progress: _Bar | None = None) -> Path:
     """Write `chunks` to a temporary file beside `dest`; rename it over `dest` only if the byte count (when
     `size` is known) and the sha256 (when `accepted` is given) match, else remove it and raise DataError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        h, n = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as f:
+    try:  # a data file is as readable as any other file the user makes
+        with atomic_open(dest, mode=0o666 & ~_umask(), suffix=".part") as f:
+            h, n = hashlib.sha256(), 0
             for chunk in chunks:
                 f.write(chunk)
                 h.update(chunk)
                 n += len(chunk)
                 if progress:
                     progress.update(len(chunk))
-            f.flush()
-            os.fsync(f.fileno())
-        if size is not None and n != size:
-            raise DataError(f"{what}: got {n:,} of {size:,} bytes (truncated); refused, nothing written")
-        if accepted is not None and h.hexdigest() not in accepted:
-            raise DataError(f"{what}: sha256 {h.hexdigest()[:16]}... is not the published "
-                            f"{sorted(accepted)[0][:16]}... (corrupted or another file); refused, nothing written")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a data file is as readable as any other
-        os.replace(tmp, dest)
+            if size is not None and n != size:
+                raise DataError(f"{what}: got {n:,} of {size:,} bytes (truncated); refused, nothing written")
+            if accepted is not None and h.hexdigest() not in accepted:
+                raise DataError(f"{what}: sha256 {h.hexdigest()[:16]}... is not the published "
+                                f"{sorted(accepted)[0][:16]}... (corrupted or another file); refused, nothing written")
         return dest
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         if progress:
             progress.close()
@@ -121,7 +113,7 @@ def download(url: str, dest: Path, accepted: set[str] | None, *, progress: bool 
 
 def mnist_mirrors() -> list[str]:
     try:
-        from torchvision.datasets import MNIST
+        from torchvision.datasets import MNIST  # torchvision (train extra) only to fetch MNIST
 
         return list(MNIST.mirrors)
     except Exception:  # torchvision is optional (deploy-only installs)
@@ -257,7 +249,7 @@ def _from_kaggle(ds, root: Path) -> None:
     hint = (f"or download the archive from {SIGN_MNIST_KAGGLE_URL} and run: "
             f"handsign data fetch sign_mnist --from archive.zip")
     try:
-        import kagglehub
+        import kagglehub  # optional: only when it is installed and set up
     except ModuleNotFoundError:
         raise DataError(f"Sign Language MNIST comes from Kaggle: pip install kagglehub, put your Kaggle API token "
                         f"in ~/.kaggle/kaggle.json (or set KAGGLE_USERNAME and KAGGLE_KEY) and run this again, "

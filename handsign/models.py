@@ -29,14 +29,22 @@ class ConvBlock(nn.Module):
             nn.MaxPool2d(2, stride=2),
         )
 
-    fused = True  # train on CPU through handsign.fused (same math, fewer memory passes)
+    # The CPU training path, handsign.fused: the same math as self.model in fewer passes over memory. On by
+    # default; `ConvBlock.fused = False` (every block) or `block.fused = False` (one) trains through self.model.
+    fused: bool = True
 
     def forward(self, x):
-        conv, bn, _, dropout, _ = self.model
-        if (self.training and self.fused and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-                and dropout.p < 1 and bn.training):
+        if self.takes_fused_path(x):
+            conv, bn, _, dropout, _ = self.model
             return conv_block_train(x, conv, bn, dropout.p)
         return self.model(x)
+
+    def takes_fused_path(self, x) -> bool:
+        """Whether `x` trains through handsign.fused: when `fused` is on, for float32 (N, C, H, W) batches on
+        CPU in training mode. Eval, ONNX export, float64 and CUDA/MPS always run the plain self.model."""
+        _, bn, _, dropout, _ = self.model
+        return (self.fused and self.training and bn.training and dropout.p < 1 and x.device.type == "cpu"
+                and x.dtype == torch.float32 and x.dim() == 4)
 
 
 class MLP(nn.Sequential):

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from handsign.checkpoint import input_kind, parse_metadata
 from handsign.errors import CheckpointError, HandsignError
+from handsign.meta import ModelMeta
 from handsign.preprocess import check_spec
 
 METADATA_KEY = "handsign"  # key in the ONNX model's metadata_props
 
 
-def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[dict, callable]:
+def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[ModelMeta, callable]:
     """(metadata, run) for an .onnx file exported by handsign; run maps (N, 1, S, S) images (or, for a
     landmark model, (N, F) hand features) -> (N, classes) logits."""
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # here: a missing deploy extra is a one-line hint, not an ImportError at import
     except ImportError:
         raise HandsignError("ONNX Runtime is not installed: pip install 'handsign[deploy]'") from None
     p = Path(path)
@@ -46,12 +46,12 @@ def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[dict, callable
     raw = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if raw is None:
         raise CheckpointError(f"{p}: an ONNX model without handsign metadata (export it with 'handsign export')")
-    meta = parse_metadata(raw, p)
+    meta = ModelMeta.from_json(raw, p)
     try:
-        if input_kind(meta) == "landmarks":  # hand-landmark features [N, F]
-            expected = [int(meta["architecture"]["args"]["in_features"])]
+        if meta.input == "landmarks":  # hand-landmark features [N, F]
+            expected = [int(meta.architecture["args"]["in_features"])]
         else:  # a preprocessed picture [N, 1, S, S]
-            size = check_spec(meta["preprocess"])["size"]
+            size = check_spec(meta.preprocess)["size"]
             expected = [1, size, size]
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{p}: {e}") from None
@@ -60,8 +60,8 @@ def load_onnx(path, threads: int = 0, spin: bool = True) -> tuple[dict, callable
         raise CheckpointError(f"{p}: expected one input of shape [N, {', '.join(map(str, expected))}], "
                               f"got {[i.shape for i in inputs]}")
     n_out = outputs[0].shape[-1]
-    if isinstance(n_out, int) and n_out != len(meta["labels"]):
-        raise CheckpointError(f"{p}: model has {n_out} outputs but {len(meta['labels'])} labels")
+    if isinstance(n_out, int) and n_out != len(meta.labels):
+        raise CheckpointError(f"{p}: model has {n_out} outputs but {len(meta.labels)} labels")
     in_name, out_name = inputs[0].name, outputs[0].name
 
     def run(x: np.ndarray) -> np.ndarray:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from handsign.atomic import atomic_open
+
 
 def _plt():
-    import matplotlib
+    import matplotlib  # on first use: importing handsign.evaluate or .train loads no matplotlib (~0.5 s)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -19,11 +20,11 @@ def _plt():
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_open(path) as f:
+            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        _plt().close(fig)
     return path
 
 

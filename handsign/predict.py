@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from handsign import preprocess as pp
-from handsign.checkpoint import input_kind, read_metadata, resolve_checkpoint
+from handsign.checkpoint import load_model, read_metadata, resolve_checkpoint, weights_sha256
 from handsign.errors import CheckpointError, HandsignError, ImageError
+from handsign.hands.route import HandRoute, find_hand
+from handsign.meta import ModelMeta
+from handsign.onnx_runtime import load_onnx
+from handsign.runners import softmax, torch_runner
 
 BUNDLED_DIR = Path(__file__).parent / "bundled"
 BUNDLED = ("asl", "mnist")  # names usable as --model; files bundled/<name>.safetensors/.json/.onnx
-MIN_CONFIDENCE = 0.5  # top-1 probability below which the answer is "not sure" (a model's metadata may set its own)
+MIN_CONFIDENCE = 0.5  # top-1 probability below which the answer is "not sure" (ModelMeta.min_confidence overrides)
 NOT_SURE = "not sure"
 
 
@@ -43,12 +47,6 @@ def resolve_model(model: str | os.PathLike) -> Path:
     return resolve_checkpoint(p)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 class Predictor:
     """A loaded model (torch or ONNX Runtime): a pixel model (meta, run: labels and preprocessing spec),
     a hand-landmark model (`hands`, handsign.hands.route), or both, fused.
@@ -58,17 +56,18 @@ class Predictor:
     picture already in the training data's form (a 28x28 gray frame), to the pixel model. Every answer
     says which route gave it: "via": "landmarks" (+ the 21 points in the image's pixels) or "pixels"."""
 
-    def __init__(self, meta: dict | None, run, backend: str, source: Path, hands=None):
+    def __init__(self, meta: ModelMeta | None, run, backend: str, source: Path, hands=None):
         if meta is None and hands is None:
             raise HandsignError("a Predictor needs a pixel model, a landmark model or both")
         self.pixel_meta, self._run, self.backend, self.source, self.hands = meta, run, backend, source, hands
         self.meta = hands.meta if hands is not None else meta  # the model the user named
-        self.labels = list(self.meta["labels"])
-        self.spec = pp.check_spec(dict(meta["preprocess"])) if meta is not None else None
-        if hands is not None and meta is not None and list(meta["labels"]) != self.labels:
+        self.labels = list(self.meta.labels)
+        self.spec = pp.check_spec(dict(meta.preprocess)) if meta is not None else None
+        if hands is not None and meta is not None and list(meta.labels) != self.labels:
             raise CheckpointError(f"{source}: the pixel model's labels differ from the landmark model's")
-        self.name = self.meta.get("name") or source.stem
-        self.min_confidence = check_min_confidence(self.meta.get("min_confidence", MIN_CONFIDENCE))
+        self.name = self.meta.name or source.stem
+        own = self.meta.min_confidence
+        self.min_confidence = MIN_CONFIDENCE if own is None else check_min_confidence(own)
 
     @classmethod
     def load(cls, model: str | os.PathLike = "asl", backend: str = "auto", device: str = "cpu",
@@ -90,14 +89,10 @@ class Predictor:
         if backend == "onnx":
             if not onnx_path.is_file():
                 raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path}'")
-            from handsign.onnx_runtime import load_onnx
-
             meta, run = load_onnx(onnx_path, spin=spin)
             stale = onnx_path != path and _stale(meta, path)
             if not stale:
-                if input_kind(meta) == "landmarks":
-                    from handsign.hands.route import HandRoute
-
+                if meta.input == "landmarks":
                     return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)
                 return cls(meta, run, "onnx", onnx_path)
             fix = f"re-export it with 'handsign export {path} {onnx_path}'"
@@ -108,14 +103,10 @@ class Predictor:
         if path.suffix == ".onnx":
             raise HandsignError(f"{path}: an ONNX model needs --backend onnx (or auto)")
         meta = read_metadata(path)
-        if input_kind(meta) == "landmarks":
-            from handsign.hands.route import HandRoute
-
+        if meta.input == "landmarks":
             return cls._with_pixels(HandRoute.load(meta, path, "torch", device), requested, device, spin)
-        from handsign.checkpoint import load_model
-
         loaded = load_model(path, device=device)
-        from handsign.models import for_inference
+        from handsign.models import for_inference  # torch: only a torch-backend Predictor imports it
 
         # BatchNorm folded into the convs: same logits, faster
         return cls(loaded.meta, torch_runner(for_inference(loaded.model), device), "torch", path)
@@ -166,8 +157,6 @@ class Predictor:
             if self.spec is not None and pp.is_gray(img):
                 reason = "a gray picture, like Sign-MNIST's frames"
             else:
-                from handsign.hands.route import find_hand
-
                 hand = find_hand(img)
                 if hand is not None:
                     p = self.hands.probs([hand])[0]
@@ -218,17 +207,6 @@ class Predictor:
         return list(self.iter_predictions(sources, top_k, batch_size, names, on_error))
 
 
-def torch_runner(net, device: str = "cpu"):
-    """A torch model as the backends' common callable: float32 NumPy array in -> float32 logits out."""
-    import torch
-
-    def run(x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return net(torch.from_numpy(x).to(device)).float().cpu().numpy()
-
-    return run
-
-
 def check_min_confidence(value) -> float:
     """--min-confidence (or a model's stored default): a probability in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
@@ -236,12 +214,10 @@ def check_min_confidence(value) -> float:
     return float(value)
 
 
-def _stale(onnx_meta: dict, checkpoint: Path) -> str:
+def _stale(onnx_meta: ModelMeta, checkpoint: Path) -> str:
     """Why an .onnx file does not belong to `checkpoint` ("" if it does): it records the sha256 of the
     weights it was exported from (handsign.export); one without that record cannot be trusted."""
-    from handsign.checkpoint import weights_sha256
-
-    recorded = onnx_meta.get("weights_sha256")
+    recorded = onnx_meta.weights_sha256
     if not recorded:
         return (f"it records no weights hash (exported by an older handsign), so it cannot be matched to "
                 f"{checkpoint.name}")
@@ -276,13 +252,27 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return paths
 
 
-def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto",
-            min_confidence: float | None = None) -> list[dict]:
-    """Python API of `handsign predict`: paths/folders/globs -> one dict per image."""
+def predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto", min_confidence: float | None = None,
+            batch_size: int = 64, on_error=None) -> list[dict]:
+    """Python API of `handsign predict`: paths/folders/globs -> one dict per image.
+
+    top_k: labels listed per image, at least 1 (more than the model has lists them all). min_confidence:
+    "not sure" below this top probability (None: the model's own, else MIN_CONFIDENCE). on_error(name,
+    error): a bad image is reported there and skipped (default: ImageError is raised)."""
+    return list(iter_predict(inputs, model, top_k, backend, min_confidence, batch_size, on_error))
+
+
+def iter_predict(inputs, model: str = "asl", top_k: int = 3, backend: str = "auto",
+                 min_confidence: float | None = None, batch_size: int = 64, on_error=None):
+    """`predict`, one answer at a time as each batch is done (what the CLI prints as it goes)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise HandsignError(f"--top-k must be at least 1, not {top_k!r}")
+    if min_confidence is not None:
+        check_min_confidence(min_confidence)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = expand_inputs([str(i) for i in inputs])
     predictor = Predictor.load(model, backend)
     if min_confidence is not None:
         predictor.min_confidence = check_min_confidence(min_confidence)
-    return predictor.predict_files(paths, top_k=top_k)
+    yield from predictor.iter_predictions(paths, top_k=top_k, batch_size=batch_size, on_error=on_error)

@@ -9,6 +9,7 @@ import time
 import torch
 
 from handsign.errors import HandsignError
+from handsign.models import flops_per_image
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -100,8 +101,6 @@ def free_cores() -> tuple[int, int, float]:
 
 def step_flop(model, batch_size: int, example) -> float | None:
     """Forward + backward arithmetic of one optimizer step: 3x the forward (models.flops_per_image)."""
-    from handsign.models import flops_per_image
-
     try:
         with torch.no_grad():
             return 3.0 * flops_per_image(model, example.shape[1], example.shape[-1]) * batch_size

@@ -25,15 +25,18 @@ import torch
 import torch.nn.functional as F
 
 from handsign import __version__, distributed
-from handsign.checkpoint import (atomic_write_bytes, load_train_state, optimizer_state_from_tensors,
-                                 optimizer_state_to_tensors, remove_stale_temps, save_checkpoint)
+from handsign.atomic import atomic_write_bytes, remove_stale_temps
+from handsign.checkpoint import (load_model, load_train_state, optimizer_state_from_tensors,
+                                 optimizer_state_to_tensors, read_metadata, save_checkpoint)
 from handsign.config import TrainConfig
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
+from handsign.meta import ModelMeta
 from handsign.models import count_parameters, create_model
-from handsign.preprocess import default_spec
+from handsign.plots import learning_curves
+from handsign.preprocess import default_spec, to_model_input
 from handsign.runtime import Progress, choose_threads, setup, step_flop, use_bf16
 from handsign.transforms import augment_batch, get_augment
 
@@ -69,9 +72,10 @@ class Splits:
 def prepare_data(cfg: TrainConfig) -> Splits:
     """Train / valid / test per the config: valid is carved from train unless the course's choice is on."""
     notes = []
-    full = load_dataset(cfg.dataset, "train", cfg.data_dir, image_folder=cfg.image_folder)
+    spec = default_spec(cfg.dataset, cfg.preprocess)  # what the checkpoint stores: predict reads files alike
+    full = load_dataset(cfg.dataset, "train", cfg.data_dir, image_folder=cfg.image_folder, spec=spec)
     try:
-        test = load_dataset(cfg.dataset, "test", cfg.data_dir, image_folder=cfg.image_folder)
+        test = load_dataset(cfg.dataset, "test", cfg.data_dir, image_folder=cfg.image_folder, spec=spec)
     except DataError:
         if cfg.dataset != "folder":
             raise
@@ -163,7 +167,7 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
     start = time.perf_counter()
     for b in range(steps):
         idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(device)
-        x = images[idx].float().div_(255)  # (B, 1, H, W) in [0, 1]
+        x = to_model_input(images[idx])  # (B, 1, H, W) in [0, 1]
         y = labels[idx]
         x = augment_batch(x, aug, g, per_batch=cfg.augment_per_batch)
         for group in optimizer.param_groups:
@@ -270,13 +274,13 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     if resume is not None and (run_dir / "last.safetensors").exists():  # else killed before its first save
         model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
         model.load_state_dict(model_state)
-        optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta["train_state"]["optimizer"]))
-        history = meta["train_state"]["history"]
-        start_epoch = meta["train_state"]["epoch"] + 1
+        optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta.train_state["optimizer"]))
+        history = meta.train_state["history"]
+        start_epoch = meta.train_state["epoch"] + 1
         best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
-        if threads_note and meta["train_state"].get("threads"):  # same threads, same float sums: exact resume
-            torch.set_num_threads(meta["train_state"]["threads"])
-            threads_note = f"threads: {meta['train_state']['threads']} (as the run being resumed; --threads N overrides)"
+        if threads_note and meta.train_state.get("threads"):  # same threads, same float sums: exact resume
+            torch.set_num_threads(meta.train_state["threads"])
+            threads_note = f"threads: {meta.train_state['threads']} (as the run being resumed; --threads N overrides)"
     net = distributed.wrap(model, device)  # DDP when distributed; `model` is what we evaluate and save
     if distributed.is_main():  # only rank 0 writes into the run folder
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -299,13 +303,11 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
                  "n_valid": len(splits.valid), "n_test": len(splits.test) if splits.test is not None else 0,
                  "train_fingerprint": splits.train.fingerprint(), "valid_from_test": cfg.valid_from_test}
 
-    def meta_for(metrics: dict, train_state: dict | None = None) -> dict:
-        m = {"architecture": arch, "labels": classes, "task": cfg.dataset, "preprocess": spec,
-             "recipe": cfg.recipe, "config": cfg.to_dict(), "metrics": metrics, "data": data_info,
-             "versions": _versions(), "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        if train_state is not None:
-            m["train_state"] = train_state
-        return m
+    def meta_for(metrics: dict, train_state: dict | None = None) -> ModelMeta:
+        return ModelMeta(architecture=arch, labels=classes, task=cfg.dataset, preprocess=spec, recipe=cfg.recipe,
+                         config=cfg.to_dict(), metrics=metrics, data=data_info, versions=_versions(),
+                         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                         train_state=train_state)
 
     def save_last(epoch: int):
         if not distributed.is_main():
@@ -354,30 +356,23 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
 
 def finish(run_dir: Path, log=print, splits: Splits | None = None, device=None) -> RunResult:
     """After the last epoch: test accuracy of best and last, curves, diagnosis, final metrics."""
-    from handsign.checkpoint import load_model, read_metadata
-    from handsign.plots import learning_curves
-
     cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
     if splits is None:  # called on its own (e.g. to re-evaluate a finished run): load the data again
         device = setup(cfg.seed, cfg.device, cfg.threads)
         splits = prepare_data(cfg)
-    history = read_metadata(run_dir / "last.safetensors")["train_state"]["history"]
+    history = read_metadata(run_dir / "last.safetensors").train_state["history"]
     results = {}
     for name in ("best", "last"):
         path = run_dir / f"{name}.safetensors"
         loaded = load_model(path, device=str(device))
-        meta = loaded.meta
-        metrics = dict(meta["metrics"])
+        metrics = dict(loaded.meta.metrics)
         if splits.test is not None:
             te = evaluate_tensors(loaded.model, splits.test, cfg.eval_batch_size, device)
             metrics.update(test_loss=te["loss"], test_acc=te["acc"])
-        meta["metrics"] = metrics
         tensors = {}
         if name == "last":
-            from handsign.checkpoint import load_train_state
             _, tensors, _ = load_train_state(path)
-        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-        save_checkpoint(path, loaded.model, meta, tensors)
+        save_checkpoint(path, loaded.model, loaded.meta.replace(metrics=metrics), tensors)
         results[name] = metrics
     diag = diagnose(history, test_acc=results["last"].get("test_acc"))
     best = results["best"]

@@ -25,6 +25,7 @@ from handsign.config import TrainConfig, make_config
 from handsign.data import load_dataset
 from handsign.errors import HandsignError
 from handsign.plots import image_grid
+from handsign.preprocess import to_model_input
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def augment_preview(recipe: str = "course-asl-cnn-aug", dataset: str | None = No
     ds = load_dataset(dataset or cfg.dataset, "train", data_dir)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds), generator=g)[:n]
-    x = ds.images[idx].float() / 255  # (n, 1, 28, 28)
+    x = to_model_input(ds.images[idx])  # (n, 1, 28, 28) in [0, 1]
     spec = get_augment(augment)
     rows, caps = [], []
     for i in range(len(idx)):

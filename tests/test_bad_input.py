@@ -6,7 +6,6 @@ Each bad case must give one line naming the input and the problem, exit 2 (CLI) 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle

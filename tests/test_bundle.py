@@ -41,9 +41,9 @@ def test_bundle_writes_four_files_that_predict(tmp_path, monkeypatch, capsys):
 
 def test_train_command_is_rebuilt_from_the_config():
     cfg = make_config("course-mnist-mlp", lr=0.01, data_dir="../data")
-    assert train_command({"config": cfg.to_dict()}) == \
+    assert train_command(cfg.to_dict()) == \
         "handsign train --recipe course-mnist-mlp --lr 0.01 --data-dir ../data"
-    assert train_command({"source": {"imported_from": "model.pth"}}).startswith("handsign import-course-model")
+    assert train_command({}, imported_from="model.pth").startswith("handsign import-course-model")
 
 
 @pytest.mark.parametrize("name", ["ASL", "../x", ""])

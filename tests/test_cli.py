@@ -151,3 +151,41 @@ def test_augment_preview_writes_a_png(tmp_path, tiny_data):
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "g.png") as im:
         assert im.size[0] > 300
+
+
+def test_train_flags_are_generated_from_the_config(capsys):
+    """Every TrainConfig field but recipe/model_args is a flag with its comment as help and its choices;
+    to_argv gives flags that parse back to the same config (bundle's command and --nproc use it)."""
+    import dataclasses
+
+    from handsign.cli import build_parser
+    from handsign.commands import config_from_args
+    from handsign.config import CHOICES, FLAG_TYPES, NO_FLAG, TrainConfig, field_help, flag_fields, make_config
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    helps = field_help()
+    assert [f.name for f in flag_fields()] == [f.name for f in dataclasses.fields(TrainConfig)
+                                               if f.name not in NO_FLAG and f.type in FLAG_TYPES]
+    assert len(flag_fields()) >= 23  # every setting of today's TrainConfig but recipe and model_args
+    for f in flag_fields():
+        assert "--" + f.name.replace("_", "-") in text and " ".join(helps[f.name].split()) in text, f.name
+    assert "{" + ",".join(CHOICES["optimizer"]) + "}" in text
+    for cfg in (make_config("fast-asl", epochs=3, channels_last=False, lr=0.01, preprocess="photo"),
+                make_config(dataset="folder", image_folder="a b", augment_per_batch=True, eval_batch_size=7)):
+        assert config_from_args(build_parser().parse_args(["train", *cfg.to_argv()])) == cfg
+
+
+def test_multiprocess_training_has_a_python_api(monkeypatch):
+    from handsign import distributed
+    from handsign.config import make_config
+
+    calls = []
+    monkeypatch.setattr(distributed, "launch", lambda nproc, argv: calls.append((nproc, argv)) or 0)
+    assert distributed.train_multiprocess(make_config("fast-asl", epochs=2), nproc=3, show_progress=False) == 0
+    assert calls[-1] == (3, ["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet"])
+    assert main(["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet", "--nproc", "3"]) == 0
+    assert calls[-1] == (3, ["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet"])
+    distributed.train_multiprocess(resume="runs/x", epochs=4, nproc=2)
+    assert calls[-1] == (2, ["train", "--resume", "runs/x", "--epochs", "4"])

@@ -68,7 +68,7 @@ def test_import_gives_identical_logits(build, arch, labels, as_main, tmp_path, c
     assert main(["import-course-model", str(tmp_path / "model.pth"), str(tmp_path / "course.safetensors")]) == 0
     assert "max |logit difference|" in capsys.readouterr().out
     loaded = load_model(tmp_path / "course.safetensors")
-    assert loaded.meta["architecture"]["name"] == arch and len(loaded.labels) == labels
+    assert loaded.meta.architecture["name"] == arch and len(loaded.labels) == labels
     assert loaded.preprocess["fit"] == ("pad" if labels == 24 else "digit")
     x = torch.rand(16, 1, 28, 28)
     with torch.inference_mode():

@@ -97,7 +97,7 @@ def test_two_processes_train_resume_and_checkpoint(folder, tmp_path):
     # the result is an ordinary checkpoint, and it holds the weights every rank ended with
     loaded = load_model(out / "last.safetensors")
     assert distributed.weights_digest(loaded.model) == digest
-    history = read_metadata(out / "last.safetensors")["train_state"]["history"]
+    history = read_metadata(out / "last.safetensors").train_state["history"]
     assert [h["epoch"] for h in history] == [1, 2]
     # 160 images, 10 % valid -> 144 train: 72 per rank, 9 steps of 8; metrics are global.
     # The stripes are easy: after 2 epochs the model reads every one of the 32 test images
@@ -115,7 +115,7 @@ def test_two_processes_train_resume_and_checkpoint(folder, tmp_path):
     assert _digest(log, world=2) == digest
     # and the same global metrics, epoch by epoch (timings aside)
     untimed = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
-    assert untimed(read_metadata(out2 / "last.safetensors")["train_state"]["history"]) == untimed(history)
+    assert untimed(read_metadata(out2 / "last.safetensors").train_state["history"]) == untimed(history)
 
 
 def _free_port() -> int:
@@ -134,10 +134,11 @@ def _torchrun_env(monkeypatch) -> None:
 
 
 def _train_in_process(folder: Path, out: Path, epochs: int = 1):
-    from handsign.cli import _train_config, build_parser
+    from handsign.cli import build_parser
+    from handsign.commands import config_from_args
     from handsign.train import train
 
-    cfg = _train_config(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
+    cfg = config_from_args(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
     return train(cfg, log=lambda *a: None, show_progress=False)
 
 
@@ -171,8 +172,8 @@ def test_world_size_one_equals_a_plain_run(folder, tmp_path, monkeypatch):
     for (name, x), y in zip(plain.state_dict().items(), ddp.state_dict().values()):
         assert torch.equal(x, y), name
     keys = ("train_loss", "train_acc", "valid_loss", "valid_acc")
-    assert ([[h[k] for k in keys] for h in plain_meta["train_state"]["history"]]
-            == [[h[k] for k in keys] for h in ddp_meta["train_state"]["history"]])
+    assert ([[h[k] for k in keys] for h in plain_meta.train_state["history"]]
+            == [[h[k] for k in keys] for h in ddp_meta.train_state["history"]])
 
 
 @pytest.mark.parametrize("failure", ["none", "error", "stop-signal"])

@@ -172,8 +172,7 @@ def test_a_model_trained_with_other_detector_settings_is_refused(hands_run, tmp_
     from handsign.errors import CheckpointError
 
     loaded = load_model(hands_run)
-    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "format_version")}
-    meta["preprocess"] = {**meta["preprocess"], "detector": "mediapipe-hands-v0:other"}
+    meta = loaded.meta.replace(preprocess={**loaded.meta.preprocess, "detector": "mediapipe-hands-v0:other"})
     save_checkpoint(tmp_path / "other.safetensors", loaded.model, meta)
     with pytest.raises(CheckpointError, match="detector settings"):
         Predictor.load(tmp_path / "other.safetensors", backend="torch")

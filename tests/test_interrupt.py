@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import REPO, make_sign_mnist
-from handsign.checkpoint import (atomic_write_bytes, load_model, load_train_state, read_metadata,
-                                 remove_stale_temps, save_checkpoint)
+from handsign.atomic import atomic_write_bytes, remove_stale_temps
+from handsign.checkpoint import load_model, load_train_state, read_metadata, save_checkpoint
 from handsign.config import make_config
 from handsign.errors import CheckpointError
 from handsign.evaluate import evaluate
@@ -73,7 +73,7 @@ def test_sigterm_saves_resumable_checkpoint_exits_143_and_resume_matches(data_an
     assert proc.returncode == 143, err
     assert err.startswith("handsign: error: SIGTERM: training stopped") and err.count("\n") == 1, err
     assert f"handsign train --resume {out}" in err
-    epoch = read_metadata(out / "last.safetensors")["train_state"]["epoch"]
+    epoch = read_metadata(out / "last.safetensors").train_state["epoch"]
     assert 2 <= epoch < SETTINGS["epochs"]
     r = subprocess.run([sys.executable, "-m", "handsign", "train", "--resume", str(out), "--quiet"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
@@ -88,7 +88,7 @@ def _check_loadable(run: Path) -> dict:
     if (run / "last.safetensors").exists():
         load_model(run / "last.safetensors")
         _, _, meta = load_train_state(run / "last.safetensors")
-        found["last_epoch"] = meta["train_state"]["epoch"]
+        found["last_epoch"] = meta.train_state["epoch"]
         json.loads((run / "last.json").read_text())
         load_model(run)  # a run folder resolves to best or last, never to a temp file
     if (run / "best.safetensors").exists():
@@ -104,7 +104,7 @@ def _check_loadable(run: Path) -> dict:
 # fsynced, not yet renamed): a kill -9 that lands mid-save every time, with no timing involved
 KILL_IN_SAVE = """
 import os, signal, sys
-import handsign.checkpoint as ck
+import handsign.atomic as ck
 n, point, calls = int(os.environ["KILL_AT_SAVE"]), os.environ["KILL_POINT"], [0]
 real_fdopen, real_replace = os.fdopen, os.replace
 
@@ -167,7 +167,7 @@ def test_sigkill_in_the_middle_of_a_save_keeps_the_previous_checkpoint(data_and_
         with pytest.raises(CheckpointError, match="temp-copy.safetensors"):
             load_train_state(copy)
     else:  # complete: epoch 2 was written and synced, only the rename was missing
-        assert read_metadata(copy)["train_state"]["epoch"] == 2
+        assert read_metadata(copy).train_state["epoch"] == 2
     r = subprocess.run([sys.executable, "-m", "handsign", "train", "--resume", str(out), "--quiet"], cwd=REPO,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -228,7 +228,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypa
     monkeypatch.setattr(os, "fsync", crash)
     with pytest.raises(KeyboardInterrupt):
         _tiny_checkpoint(path, seed=2)
-    assert path.read_bytes() == old and load_model(path).meta["metrics"]["seed"] == 1
+    assert path.read_bytes() == old and load_model(path).meta.metrics["seed"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
 
 

@@ -132,3 +132,15 @@ def test_expand_inputs_errors(tmp_path):
         expand_inputs([str(tmp_path / "empty")])
     with pytest.raises(ImageError, match="matches no files"):
         expand_inputs([str(tmp_path / "*.png")])
+
+
+def test_top_k_is_checked_the_same_by_the_api_and_the_cli(ckpt, tmp_path, capsys):
+    """`--top-k 0` and predict(top_k=0) are one check: at least 1 (more than the labels lists them all)."""
+    image = write_images(tmp_path, 1)[0]
+    with pytest.raises(HandsignError) as e:
+        predict(image, model=ckpt, top_k=0, backend="torch")
+    assert main(["predict", "--model", str(ckpt), "--backend", "torch", "--top-k", "0", str(image)]) == 2
+    assert capsys.readouterr().err.strip() == f"handsign: error: {e.value}"
+    assert len(predict(image, model=ckpt, top_k=100, backend="torch")[0]["top"]) == len(ASL)
+    assert main(["predict", "--model", str(ckpt), "--backend", "torch", "--json", "--top-k", "2", str(image)]) == 0
+    assert [json.loads(capsys.readouterr().out)] == predict(image, model=ckpt, top_k=2, backend="torch")

@@ -20,9 +20,10 @@ from PIL import Image
 
 from conftest import import_or_skip_or_fail, skip_or_fail
 from handsign.config import RECIPES
+from handsign.course.report_html import render
+from handsign.course.reproduce import QUICK_BANNER, reproduce
+from handsign.course.stages import _course_comparison, deploy
 from handsign.errors import HandsignError, ImageError
-from handsign.report_html import render
-from handsign.reproduce import QUICK_BANNER, _course_comparison, deploy, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -322,7 +323,7 @@ def test_cli_help_lists_reproduce():
 
 
 def test_lessons_say_plainly_which_do_not_show():
-    from handsign.lessons import lessons
+    from handsign.course.lessons import lessons
 
     def stage(recipe, test, verdict="good-fit", train=99.0):
         return {"recipe": recipe, "accuracy": {"test": test}, "last": {"train": train, "test": test},

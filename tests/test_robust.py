@@ -14,7 +14,8 @@ from deploy_helpers import base_image, make_checkpoint
 from handsign import preprocess as pp
 from handsign.cli import main
 from handsign.config import make_config
-from handsign.photo_eval import photo_like_set, stage_photo
+from handsign.course.photo_eval import photo_like_set, stage_photo
+from handsign.crop import find_foreground
 from handsign.predict import Predictor, predict
 from handsign.transforms import augment_batch, get_augment
 
@@ -59,10 +60,10 @@ def test_28x28_gray_passes_through_the_photo_spec_unchanged():
 
 def test_foreground_box_finds_the_hand_and_ignores_the_wall():
     img = _hand_on_wall()
-    top, left, bottom, right = pp.find_foreground(img.astype(np.float32))
+    top, left, bottom, right = find_foreground(img.astype(np.float32))
     assert abs(top - 110) <= 6 and abs(left - 30) <= 6 and abs(bottom - 170) <= 6 and abs(right - 90) <= 6
     plain_wall = np.full((200, 200, 3), 180, np.uint8)
-    assert pp.find_foreground(plain_wall.astype(np.float32)) is None  # nothing to find: no crop
+    assert find_foreground(plain_wall.astype(np.float32)) is None  # nothing to find: no crop
 
 
 def test_photo_spec_zooms_on_the_hand_and_matches_brightness():

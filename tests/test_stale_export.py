@@ -46,7 +46,7 @@ def test_weights_hash_is_the_tensors_only(tmp_path):
     model = load_model(a).model
     # same weights, other metadata and a training state: same identity
     b = save_checkpoint(tmp_path / "b.safetensors", model, {**json.loads(a.with_suffix(".json").read_text()),
-                                                          "note": "other"},
+                                                          "name": "other"},
                         extra_tensors={"optimizer.0.exp_avg": next(iter(model.state_dict().values())) * 0})
     assert weights_sha256(a) == weights_sha256(b) == state_dict_sha256(model.state_dict())
     c = make_checkpoint(tmp_path / "c.safetensors", seed=4)
@@ -147,5 +147,5 @@ def test_onnx_without_a_weights_hash_beside_a_checkpoint_is_not_trusted(tmp_path
 def test_bundled_onnx_matches_its_bundled_weights(name, capsys):
     model = name if name in BUNDLED else BUNDLED_DIR / f"{name}.safetensors"  # asl-pixels: asl's pixel model
     onnx_meta = Predictor.load(model, "onnx").meta
-    assert onnx_meta["weights_sha256"] == weights_sha256(BUNDLED_DIR / f"{name}.safetensors")
+    assert onnx_meta.weights_sha256 == weights_sha256(BUNDLED_DIR / f"{name}.safetensors")
     assert Predictor.load(model, "auto").backend == "onnx" and capsys.readouterr().err == ""

@@ -56,7 +56,7 @@ def test_default_threads_are_logged_recorded_and_kept_on_resume(tmp_path, monkey
         train_mod.train(make_config("course-asl-mlp", epochs=1, data_dir=str(data), out=str(run)),
                         log=lines.append, show_progress=False)
         assert "threads: 1 (test: 1 free; --threads N overrides)" in lines
-        assert read_metadata(run / "last.safetensors")["train_state"]["threads"] == 1
+        assert read_metadata(run / "last.safetensors").train_state["threads"] == 1
         monkeypatch.setattr(train_mod, "choose_threads", lambda flop: (2, "test: 2 free"))
         lines = []
         train_mod.train(resume=run, epochs=2, log=lines.append, show_progress=False)

@@ -34,7 +34,7 @@ def test_run_folder_has_everything_and_the_model_learns(tiny_run):
 
 
 def test_loaded_checkpoint_reproduces_its_recorded_test_accuracy(tiny_run):
-    recorded = read_metadata(tiny_run / "best.safetensors")["metrics"]["test_acc"]
+    recorded = read_metadata(tiny_run / "best.safetensors").metrics["test_acc"]
     assert evaluate(tiny_run, device="cpu")["accuracy"] == pytest.approx(recorded, abs=1e-9)
 
 
@@ -84,7 +84,7 @@ def test_sigint_saves_a_resumable_checkpoint_and_exits_130(tmp_path):
     rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert err.strip().count("\n") == 0 and "Resume with: handsign train --resume" in err
-    epoch = read_metadata(out / "last.safetensors")["train_state"]["epoch"]
+    epoch = read_metadata(out / "last.safetensors").train_state["epoch"]
     # the checkpoint holds exactly the epochs that finished: epoch 1, plus any that ended before the signal
     assert epoch == 1 + sum(line.startswith("epoch ") for line in rest.splitlines())
     load_model(out / "last.safetensors")

@@ -10,7 +10,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 from PIL import Image, ImageDraw
 
 from _serve_helpers import ASL_LABELS, LiveServer, make_models

@@ -10,7 +10,9 @@ MLP trained on real photos of several people reads the letter from them (`train`
     data.py       an image folder (ROOT/<label>/*.jpg) -> landmarks, person ids, detection report
     train.py      the `hands-asl` recipe: config, training, leave-one-person-out evaluation
     route.py      a loaded landmark model (torch or ONNX Runtime) and its fusion with a pixel model
-    bundle.py     the bundled `asl`: the landmark model + the pixel model it names, and its model card
+
+Its bundle (the bundled `asl`: the landmark model + the pixel model it names, its model card) is
+handsign/bundle/hands.py.
 
 The route each picture takes is chosen in `handsign.predict.Predictor.predict_image`.
 """

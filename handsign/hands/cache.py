@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from handsign.checkpoint import atomic_write_bytes
+from handsign.atomic import atomic_write_bytes
 from handsign.data import cache_dir
 from handsign.hands.landmarks import DETECTOR, Hand
 

@@ -10,12 +10,14 @@ mediapipe 0.10.21 ships the palm-detection and landmark models inside its wheel
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from handsign.errors import HandsignError
 
@@ -44,7 +46,6 @@ class Hand:
     MediaPipe's depth relative to the wrist in the same units as x (negative: towards the camera).
     handedness: "Left" or "Right" as MediaPipe names it; score: its handedness confidence;
     hands: how many hands were found (this one is the largest)."""
-
     points: np.ndarray
     handedness: str
     score: float
@@ -64,8 +65,6 @@ class Hand:
 
 def available() -> bool:
     """Whether MediaPipe is installed (a look, not an import: importing it takes ~1 s)."""
-    import importlib.util
-
     return importlib.util.find_spec("mediapipe") is not None
 
 
@@ -140,8 +139,6 @@ def _scale_for_detection(h: int, w: int) -> float:
 
 def detect(rgb: np.ndarray) -> Hand | None:
     """(H, W, 3) uint8 RGB -> the largest hand found, or None. Points come back in `rgb`'s pixels."""
-    from PIL import Image
-
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
         raise ValueError(f"detect needs an (H, W, 3) image, got shape {rgb.shape}")
@@ -174,8 +171,6 @@ def detect(rgb: np.ndarray) -> Hand | None:
 def draw_skeleton(img, points):
     """A copy of PIL image `img` (RGB) with a hand's bones and joints drawn on it; points: the 21 (x, y)
     (or (x, y, z)) in the image's pixels."""
-    from PIL import ImageDraw
-
     out = img.convert("RGB")
     d = ImageDraw.Draw(out)
     unit = max(2, round(max(out.size) / 120))

@@ -16,17 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
+from handsign import preprocess as pp
+from handsign.checkpoint import load_model
 from handsign.errors import CheckpointError, HandsignError
 from handsign.hands import landmarks
 from handsign.hands.features import FEATURES_VERSION, hand_features
+from handsign.meta import ModelMeta
+from handsign.onnx_runtime import load_onnx
+from handsign.runners import softmax, torch_runner
 
 
 class HandRoute:
     """A landmark model: labels, how to run it, and the fusion with a pixel model named in its metadata
     (`fusion`: {"pixel_model": file stem beside it, "pixel_weight": w}; p = (1 - w) p_hand + w p_pixel)."""
 
-    def __init__(self, meta: dict, run, backend: str, source: Path):
-        pre = meta.get("preprocess", {})
+    def __init__(self, meta: ModelMeta, run, backend: str, source: Path):
+        pre = meta.preprocess
         if pre.get("kind") != "hand-landmarks" or pre.get("features") != FEATURES_VERSION:
             raise CheckpointError(f"{source}: landmark features {pre.get('features')!r} are not the ones this "
                                   f"handsign computes (version {FEATURES_VERSION}); retrain or upgrade handsign")
@@ -34,8 +39,8 @@ class HandRoute:
             raise CheckpointError(f"{source}: trained on landmarks found with detector settings "
                                   f"{pre.get('detector')!r}, this handsign uses {landmarks.DETECTOR!r}; retrain it")
         self.meta, self._run, self.backend, self.source = meta, run, backend, source
-        self.labels = list(meta["labels"])
-        fusion = meta.get("fusion") or {}
+        self.labels = list(meta.labels)
+        fusion = meta.fusion
         self.pixel_model = fusion.get("pixel_model")
         w = fusion.get("pixel_weight", 0.0)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= 1:
@@ -43,16 +48,11 @@ class HandRoute:
         self.pixel_weight = float(w)
 
     @classmethod
-    def load(cls, meta: dict, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
+    def load(cls, meta: ModelMeta, path: Path, backend: str, device: str = "cpu", spin: bool = True) -> "HandRoute":
         """backend "onnx": path.onnx (or the given .onnx); "torch": the .safetensors checkpoint."""
         if backend == "onnx":
-            from handsign.onnx_runtime import load_onnx
-
             onnx_meta, run = load_onnx(path.with_suffix(".onnx"), spin=spin)
             return cls(onnx_meta, run, "onnx", path.with_suffix(".onnx"))
-        from handsign.checkpoint import load_model
-        from handsign.predict import torch_runner
-
         return cls(meta, torch_runner(load_model(path, device=device).model, device), "torch", path)
 
     def probs(self, hands: list) -> np.ndarray:
@@ -60,8 +60,6 @@ class HandRoute:
         points = np.stack([h.points for h in hands]).astype(np.float32)
         left = np.array([h.handedness == "Left" for h in hands])
         x = hand_features(points, left)  # (n, N_FEATURES)
-        from handsign.predict import softmax  # the one softmax (predict imports this module lazily)
-
         return softmax(self._run(x).astype(np.float64))
 
 
@@ -73,8 +71,6 @@ def find_hand(img):
     (then one line on stderr, once per process, says how to get the better route). A large photo is
     shrunk before it becomes an array (a 36-megapixel RGB float array would be 430 MB); the points come
     back in the picture's own pixels."""
-    from handsign import preprocess as pp
-
     global _warned
     if not landmarks.available():
         if not _warned:

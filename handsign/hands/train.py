@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from handsign import __version__
-from handsign.checkpoint import atomic_write_bytes, save_checkpoint
-from handsign.data import resolve_data_dir
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import save_checkpoint
+from handsign.datasets import resolve_data_dir
 from handsign.errors import HandsignError
 from handsign.hands.data import GROUP_PATTERN, HandSet, load_folder
 from handsign.hands.features import FEATURES_VERSION, N_FEATURES, hand_features
 from handsign.hands.landmarks import DETECTOR, WRIST
+from handsign.meta import ModelMeta
 from handsign.models import create_model
 
 PHOTOS_SUBDIR = "asl_photos/massey"  # under the data root; ROOT/<letter>/*.jpeg, people hand1..hand5
@@ -216,20 +218,21 @@ def leave_one_person_out(hs: HandSet, cfg: HandsConfig, log=print) -> dict:
 
 
 def _versions() -> dict:
-    import mediapipe
+    import mediapipe  # its version, when a model is saved: importing hands.train loads no mediapipe (~1 s)
 
     return {"handsign": __version__, "torch": torch.__version__, "mediapipe": mediapipe.__version__,
             "python": platform.python_version()}
 
 
-def landmark_meta(cfg: HandsConfig, labels: list[str], metrics: dict, data: dict) -> dict:
+def landmark_meta(cfg: HandsConfig, labels: list[str], metrics: dict, data: dict) -> ModelMeta:
     """The checkpoint metadata of a landmark model: what it reads (`input`), how (`preprocess`)."""
-    return {"architecture": {"name": "landmark_mlp", "args": {"in_features": N_FEATURES, "hidden": list(cfg.hidden),
-                                                              "dropout": cfg.dropout}},
-            "labels": labels, "input": "landmarks", "task": "asl_photos", "recipe": cfg.recipe,
-            "preprocess": {"version": 1, "kind": "hand-landmarks", "features": FEATURES_VERSION, "detector": DETECTOR},
-            "config": cfg.to_dict(), "metrics": metrics, "data": data, "versions": _versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return ModelMeta(architecture={"name": "landmark_mlp", "args": {"in_features": N_FEATURES,
+                                                                    "hidden": list(cfg.hidden), "dropout": cfg.dropout}},
+                     labels=labels, input="landmarks", task="asl_photos", recipe=cfg.recipe,
+                     preprocess={"version": 1, "kind": "hand-landmarks", "features": FEATURES_VERSION,
+                                 "detector": DETECTOR},
+                     config=cfg.to_dict(), metrics=metrics, data=data, versions=_versions(),
+                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
 
 def train_hands(cfg: HandsConfig, log=print, lopo: bool = True) -> Path:

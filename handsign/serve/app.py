@@ -77,7 +77,7 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
 
     @app.get("/models", summary="Served models with their labels and preprocessing")
     async def list_models():
-        return [{"name": n, "task": p.meta.get("task"), "labels": p.labels, "backend": backend_name(p),
+        return [{"name": n, "task": p.meta.task or None, "labels": p.labels, "backend": backend_name(p),
                  "preprocess": p.spec, "default": n == default_model} for n, p in models.items()]
 
     # --- images --------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def serve(models=DEFAULT_MODELS, host: str = "127.0.0.1", port: int = 8000, back
     """Load the models (errors surface here, before the port opens), then run uvicorn until stopped.
 
     min_confidence overrides every model's "not sure" floor (else each model's own, or 0.5)."""
-    import uvicorn
+    import uvicorn  # only when serving: create_app (and the tests' TestClient) run without uvicorn
 
     app = create_app(models, limits, backend)
     if min_confidence is not None:

@@ -189,7 +189,7 @@ def header_timeout_protocol(seconds: float):
     """uvicorn's h11 protocol, plus: close a connection that has no request in progress and has not sent
     complete request headers within `seconds` of connecting or of its last response. uvicorn itself
     waits forever for headers that trickle in (a "slowloris" holds the connection)."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # only when serving: create_app runs without uvicorn
 
     class HeaderTimeoutH11(H11Protocol):
         def connection_made(self, transport):

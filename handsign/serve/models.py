@@ -19,7 +19,7 @@ def _served_name(spec: str, predictor: Predictor) -> str:
     """URL-safe name: a bundled name as given; a run folder (or its best/last checkpoint) by the folder."""
     if spec in DEFAULT_MODELS:
         return spec
-    name = predictor.meta.get("name") or predictor.name
+    name = predictor.meta.name or predictor.name
     path = Path(spec)
     if path.is_dir():
         name = path.resolve().name

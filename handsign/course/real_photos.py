@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
+from handsign import preprocess as pp
+from handsign.datasets import resolve_data_dir
+from handsign.errors import ImageError
+from handsign.hands import landmarks
+from handsign.hands.train import PHOTOS_SUBDIR, HandsConfig, train_hands
+from handsign.predict import Predictor
+
 
 WHY = ("The course's CNN learned Sign-MNIST's pixels: one plain background, a few people's hands, lit one way, "
        "28x28 gray. A real photo differs in all of these, so its pixels look like nothing the CNN has seen and "
@@ -26,16 +35,6 @@ def real_photos(course_model: Path, out: Path, data_dir, holdout: str = "hand3",
                 seed: int = 0, every: int = 1, log=print) -> dict | None:
     """{"rows": [...], "course_correct", "landmarks_correct", ...}, or None when the photos or the hands
     extra are missing (then `reason` says which)."""
-    from PIL import Image
-
-    from handsign import preprocess as pp
-    from handsign.errors import ImageError
-    from handsign.hands import landmarks
-    from handsign.hands.train import PHOTOS_SUBDIR, HandsConfig, train_hands
-    from handsign.predict import Predictor
-
-    from handsign.data import resolve_data_dir
-
     root = resolve_data_dir(data_dir) / PHOTOS_SUBDIR
     if not root.is_dir():
         return {"skipped": f"needs the ASL photos in {root} (see `handsign data`)"}

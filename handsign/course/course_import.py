@@ -27,6 +27,7 @@ from handsign import __version__
 from handsign.checkpoint import save_checkpoint
 from handsign.data import ASL_LETTERS
 from handsign.errors import CheckpointError
+from handsign.meta import ModelMeta
 from handsign.models import count_parameters, create_model
 from handsign.preprocess import default_spec
 
@@ -207,12 +208,11 @@ def import_course_model(pth, out, labels: list | None = None) -> dict:
     out = Path(out)
     if out.suffix != ".safetensors":
         out = out / "model.safetensors"
-    meta = {"architecture": {"name": name, "args": args}, "labels": default, "task": task,
-            "preprocess": default_spec(task), "name": out.stem if out.name != "model.safetensors" else pth.stem,
-            "recipe": "", "metrics": {},
-            "source": {"imported_from": pth.name, "sha256": hashlib.sha256(pth.read_bytes()).hexdigest(),
-                       "format": "course torch.save(model)", "max_abs_diff_vs_course": diff},
-            "versions": {"handsign": __version__, "torch": torch.__version__}}
+    meta = ModelMeta(architecture={"name": name, "args": args}, labels=default, task=task,
+                     preprocess=default_spec(task), name=out.stem if out.name != "model.safetensors" else pth.stem,
+                     source={"imported_from": pth.name, "sha256": hashlib.sha256(pth.read_bytes()).hexdigest(),
+                             "format": "course torch.save(model)", "max_abs_diff_vs_course": diff},
+                     versions={"handsign": __version__, "torch": torch.__version__})
     save_checkpoint(out, model, meta)
     shape = "-".join(map(str, args.get("channels") or args.get("hidden")))
     return {"path": out, "max_abs_diff": diff, "check_batch": CHECK_BATCH,

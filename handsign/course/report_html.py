@@ -352,7 +352,7 @@ def _differences(doc: dict) -> str:
 
 
 def render(doc: dict) -> str:
-    """The whole page for a report document (see handsign.reproduce.reproduce)."""
+    """The whole page for a report document (see handsign.course.reproduce.reproduce)."""
     m = doc["machine"]
     nav = "".join(f'<a href="#{i}">{_e(t)}</a>' for i, t in
                   [("summary", "Summary"), ("differences", "Differences")]

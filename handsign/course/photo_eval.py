@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from handsign import preprocess as pp
+from handsign.data import load_dataset
 from handsign.errors import HandsignError
+from handsign.predict import Predictor
 
 PHOTO_SEED = 8_675_309
 SIDE = 200  # output pictures are SIDE x SIDE RGB, like the course's webcam photos
@@ -140,9 +143,6 @@ def photo_eval(models: list, n_per_class: int = 40, seed: int = PHOTO_SEED, data
                preprocess: str = "both", backend: str = "torch", save_images=None) -> dict:
     """Plain Sign-MNIST test accuracy and photo-like accuracy of each model, per preprocessing:
     "model" (the model's own spec), "plain" (photo fields off), "photo" (on) or "both" (plain and photo)."""
-    from handsign.data import load_dataset
-    from handsign.predict import Predictor
-
     if preprocess not in ("model", "plain", "photo", "both"):
         raise HandsignError(f"--preprocess: choose model, plain, photo or both, not {preprocess!r}")
     if not 1 <= n_per_class <= 1000:
@@ -151,13 +151,11 @@ def photo_eval(models: list, n_per_class: int = 40, seed: int = PHOTO_SEED, data
     images, labels = test.images[:, 0].numpy(), test.labels.numpy()
     jpegs, y = photo_like_set(images, labels, n_per_class, seed)
     if save_images:
-        from pathlib import Path
-
         out = Path(save_images)
         out.mkdir(parents=True, exist_ok=True)
         for k, (j, c) in enumerate(zip(jpegs, y)):
             (out / f"{k:05d}-{test.classes[c]}.jpg").write_bytes(j)
-    x_test = images[:, None].astype(np.float32) / 255  # (N, 1, 28, 28) exactly as evaluate feeds it
+    x_test = pp.to_model_input(images[:, None])  # (N, 1, 28, 28) exactly as evaluate feeds it
     rows = []
     for m in models:
         predictor = Predictor.load(m, backend)

@@ -1,6 +1,6 @@
-"""Package a landmark model as a bundled model: the landmark MLP + the pixel CNN it is fused with.
+"""Bundle a hand-landmark model: the landmark MLP + the pixel CNN it is fused with.
 
-    bundle_hands("runs/hands-asl", "asl", "handsign/bundled", pixel_model="asl-pixels", pixel_weight=0.2)
+    bundle("runs/hands-asl", "asl", "handsign/bundled", pixel_model="asl-pixels", pixel_weight=0.2)
 
 writes NAME.safetensors (the landmark model; its metadata names the pixel model beside it and the
 fusion weight), NAME.json, NAME.onnx and NAME.md (model card with the leave-one-person-out figures).
@@ -12,8 +12,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from handsign.checkpoint import atomic_write_bytes, input_kind, load_model, save_checkpoint
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
 from handsign.errors import HandsignError
+from handsign.export import export
+from handsign.hands.train import make_hands_config
+from handsign.meta import ModelMeta
 
 MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and T. Susnjak, \"A New 2D Static Hand "
                    "Gesture Colour Image Dataset for ASL Gestures\", Research Letters in the Information and "
@@ -22,8 +26,6 @@ MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and 
 
 def hands_command(cfg: dict) -> str:
     """The `handsign train` command that reproduces a hands run's config."""
-    from handsign.hands.train import make_hands_config
-
     base = make_hands_config(cfg.get("recipe", "hands-asl")).to_dict()
     parts = ["handsign", "train", "--recipe", cfg.get("recipe", "hands-asl")]
     for key in ("photos", "data_dir", "holdout", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed"):
@@ -32,29 +34,22 @@ def hands_command(cfg: dict) -> str:
     return " ".join(parts)
 
 
-def bundle_hands(checkpoint, name: str, out_dir, pixel_model: str | None, pixel_weight: float = 0.0,
+def bundle_hands(loaded: LoadedModel, name: str, out_dir, pixel_model: str | None, pixel_weight: float = 0.0,
                  command: str | None = None, lopo_report: dict | None = None) -> list[Path]:
-    """Write NAME.{safetensors,json,onnx,md}; pixel_model is a bundled pixel model's file stem in out_dir."""
-    from handsign.export import export
-    from handsign.predict import resolve_model
-
-    loaded = load_model(resolve_model(checkpoint))
-    if input_kind(loaded.meta) != "landmarks":
-        raise HandsignError(f"{loaded.path}: not a hand-landmark model")
+    """Write NAME.{safetensors,json,onnx,md}; pixel_model is a bundled pixel model's file stem in out_dir;
+    lopo_report: summarise_lopo's rows for the card."""
     out_dir = Path(out_dir)
     if pixel_model and not (out_dir / f"{pixel_model}.safetensors").is_file():
         raise HandsignError(f"--pixel-model {pixel_model!r}: no {pixel_model}.safetensors in {out_dir}")
     if not 0 <= pixel_weight <= 1:
         raise HandsignError(f"--pixel-weight must be in 0..1, got {pixel_weight}")
-    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "format_version", "train_state")}
-    meta["name"] = name
-    if pixel_model:
-        meta["fusion"] = {"pixel_model": pixel_model, "pixel_weight": pixel_weight}
-    meta["bundle"] = {"command": command or hands_command(meta.get("config", {})),
-                      "source_checkpoint": str(loaded.path),
-                      "source_sha256": hashlib.sha256(loaded.path.read_bytes()).hexdigest()}
-    if lopo_report:
-        meta["metrics"] = {**meta.get("metrics", {}), "fusion_leave_one_person_out": lopo_report}
+    meta = loaded.meta.replace(
+        train_state=None, name=name,
+        fusion={"pixel_model": pixel_model, "pixel_weight": pixel_weight} if pixel_model else loaded.meta.fusion,
+        bundle={"command": command or hands_command(loaded.meta.config), "source_checkpoint": str(loaded.path),
+                "source_sha256": hashlib.sha256(loaded.path.read_bytes()).hexdigest()},
+        metrics={**loaded.meta.metrics, "fusion_leave_one_person_out": lopo_report} if lopo_report
+        else loaded.meta.metrics)
     out = out_dir / f"{name}.safetensors"
     save_checkpoint(out, loaded.model, meta)
     onnx = export(load_model(out), out.with_suffix(".onnx"))
@@ -94,33 +89,33 @@ def _pct(x) -> str:
     return f"{100 * x:.1f} %" if isinstance(x, (int, float)) else "not measured"
 
 
-def model_card(meta: dict, onnx: dict, out: Path) -> str:
-    m = meta.get("metrics", {})
+def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
+    m = meta.metrics
     det = m.get("detection", {}).get("overall", {})
     lopo = m.get("leave_one_person_out", {})
     fused = m.get("fusion_leave_one_person_out", {})
-    fusion = meta.get("fusion")
+    fusion = meta.fusion
     people = sorted(lopo.get("per_person", {}))
     lines = [
-        f"# Model card: {meta['name']}",
+        f"# Model card: {meta.name}",
         "",
-        f"Reads the {len(meta['labels'])} static ASL letters ({''.join(meta['labels'])}) from a photo: MediaPipe "
+        f"Reads the {len(meta.labels)} static ASL letters ({''.join(meta.labels)}) from a photo: MediaPipe "
         f"Hands finds the hand and its 21 landmarks, `handsign.hands.features` turns them into "
-        f"{meta['architecture']['args']['in_features']} numbers that ignore position, size and which hand, and a "
-        f"small MLP (`{json.dumps(meta['architecture'], sort_keys=True)}`) reads the letter.",
+        f"{meta.architecture['args']['in_features']} numbers that ignore position, size and which hand, and a "
+        f"small MLP (`{json.dumps(meta.architecture, sort_keys=True)}`) reads the letter.",
         _fusion_text(fusion),
         "",
         "## Use",
         "",
         "```bash",
-        f"handsign predict --model {meta['name']} photo.jpg          # the route is printed: via landmarks / pixels",
-        f"handsign predict --model {meta['name']} --json photo.jpg   # + the 21 points in the photo's pixels",
+        f"handsign predict --model {meta.name} photo.jpg          # the route is printed: via landmarks / pixels",
+        f"handsign predict --model {meta.name} --json photo.jpg   # + the 21 points in the photo's pixels",
         "```",
         "",
         "## Data",
         "",
-        f"- {meta.get('data', {}).get('n_photos', '?')} real colour photos of "
-        f"{len(meta.get('data', {}).get('people', []))} people ({', '.join(meta.get('data', {}).get('people', []))}), "
+        f"- {meta.data.get('n_photos', '?')} real colour photos of "
+        f"{len(meta.data.get('people', []))} people ({', '.join(meta.data.get('people', []))}), "
         f"the Massey University ASL hand-gesture set (24 static letters; `../shared/data/SOURCES.md`). Offered by "
         f"its authors for research use; cite: {MASSEY_CITATION}.",
         f"- hand found by MediaPipe in {det.get('found', '?')} of {det.get('photos', '?')} photos "
@@ -128,9 +123,9 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         "",
         "## Training",
         "",
-        f"- command: `{meta['bundle']['command']}`",
-        f"- recipe settings: `{json.dumps(meta.get('config', {}), sort_keys=True)}`",
-        f"- versions: `{json.dumps(meta.get('versions', {}), sort_keys=True)}`",
+        f"- command: `{meta.bundle['command']}`",
+        f"- recipe settings: `{json.dumps(meta.config, sort_keys=True)}`",
+        f"- versions: `{json.dumps(meta.versions, sort_keys=True)}`",
         "",
         "## Accuracy: leave one person out",
         "",
@@ -152,7 +147,7 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         "## Files",
         "",
         f"- `{out.name}` (weights + metadata), `{out.with_suffix('.json').name}`, `{out.with_suffix('.onnx').name}` "
-        f"(input `features` [N, {meta['architecture']['args']['in_features']}] float32, opset {onnx['opset']}; max "
+        f"(input `features` [N, {meta.architecture['args']['in_features']}] float32, opset {onnx['opset']}; max "
         f"|logit difference| vs torch {onnx['max_abs_diff']:.3g})" + (f", and the pixel model "
                                                                      f"`{fusion['pixel_model']}.*`" if fusion else ""),
         "",

@@ -1,6 +1,4 @@
-"""Package a trained model for deployment: NAME.safetensors, NAME.json, NAME.onnx and NAME.md (model card).
-
-    bundle("runs/asl-cnn", "asl", "handsign/bundled")   # -> the model `handsign predict --model asl` uses
+"""Bundle a pixel model (MNIST digits, the Sign-MNIST CNN): its four files and its model card.
 
 The card and the JSON record how the model was made (data, recipe, the training command, test
 accuracy, preprocessing) from the checkpoint's own metadata, so nothing is typed in by hand.
@@ -10,51 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shlex
 from pathlib import Path
 
-from handsign.checkpoint import atomic_write_bytes, load_model, save_checkpoint
-from handsign.errors import HandsignError
+from handsign.atomic import atomic_write_bytes
+from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
+from handsign.config import TrainConfig, get_recipe
+from handsign.export import export
+from handsign.meta import ModelMeta
 
-NOT_FLAGS = ("recipe", "model_args", "eval_batch_size")  # config fields without a `handsign train` flag
-
-
-def train_command(meta: dict) -> str:
-    """The `handsign train` command that reproduces a checkpoint's config (recipe + changed settings)."""
-    from handsign.config import TrainConfig, get_recipe
-
-    cfg = meta.get("config")
+def train_command(cfg: dict, imported_from: str = "") -> str:
+    """The `handsign train` command that reproduces a checkpoint's config (ModelMeta.config: recipe + changed
+    settings); a model with no config but `imported_from` (ModelMeta.source) gets its import command."""
     if not cfg:
-        src = meta.get("source", {}).get("imported_from")
+        src = imported_from
         return f"handsign import-course-model {shlex.quote(src)} OUT" if src else "(unknown: no config in metadata)"
     recipe = cfg.get("recipe", "")
     base = TrainConfig(recipe=recipe, **(get_recipe(recipe) if recipe else {})).to_dict()
-    parts = ["handsign", "train"] + (["--recipe", recipe] if recipe else [])
-    for key in base:  # TrainConfig's field order (the stored JSON has its keys sorted)
-        value = cfg.get(key, base[key])
-        if key in NOT_FLAGS or value == base[key]:
-            continue
-        flag = "--" + key.replace("_", "-")
-        parts += [flag] if value is True else [flag, str(value)]
-    command = " ".join(shlex.quote(p) for p in parts)
+    known = {k: v for k, v in cfg.items() if k in base}  # a field of an older handsign is left out
+    command = " ".join(shlex.quote(p) for p in ["handsign", "train", *TrainConfig(**{**base, **known}).to_argv()])
     if cfg.get("model_args"):
         command += f"  # with model_args {json.dumps(cfg['model_args'])} (set in the config, no flag)"
     return command
 
 
-def bundle(checkpoint, name: str, out_dir="bundle", command: str | None = None) -> list[Path]:
-    """Write the four files of model `name` into out_dir; returns their paths."""
-    from handsign.export import export
-    from handsign.predict import resolve_model
-
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
-        raise HandsignError(f"NAME {name!r}: use lower-case letters, digits, '-' and '_'")
-    loaded = load_model(resolve_model(checkpoint))
-    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "format_version", "train_state")}
-    meta["name"] = name
-    meta["bundle"] = {"command": command or train_command(meta), "source_checkpoint": str(loaded.path),
-                      "source_sha256": _sha256(loaded.path)}
+def bundle_pixels(loaded: LoadedModel, name: str, out_dir, command: str | None = None) -> list[Path]:
+    """Write the four files of pixel model `name` into out_dir; returns their paths."""
+    meta = loaded.meta.replace(train_state=None, name=name, bundle={
+        "command": command or train_command(loaded.meta.config, loaded.meta.source.get("imported_from", "")), "source_checkpoint": str(loaded.path),
+        "source_sha256": _sha256(loaded.path)})
     out = Path(out_dir) / f"{name}.safetensors"
     save_checkpoint(out, loaded.model, meta)  # + NAME.json, a readable copy of the metadata
     onnx = export(load_model(out), out.with_suffix(".onnx"))
@@ -88,23 +70,23 @@ LIMITATIONS = {
 }
 
 
-def model_card(meta: dict, onnx: dict, out: Path) -> str:
+def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
     """Markdown model card from the metadata (what, how it was trained, how well, how to use, limits)."""
-    m, data, spec = meta.get("metrics", {}), meta.get("data", {}), meta["preprocess"]
-    arch = meta["architecture"]
-    labels = meta["labels"]
-    task = meta.get("task", "")
+    m, data, spec = meta.metrics, meta.data, meta.preprocess
+    arch = meta.architecture
+    labels = meta.labels
+    task = meta.task
     lines = [
-        f"# Model card: {meta['name']}",
+        f"# Model card: {meta.name}",
         "",
         f"A `{arch['name']}` classifier of {len(labels)} classes ({', '.join(map(str, labels))}) made with "
-        f"handsign {meta.get('versions', {}).get('handsign', '?')}.",
+        f"handsign {meta.versions.get('handsign', '?')}.",
         "",
         "## Use",
         "",
         "```bash",
-        f"handsign predict --model {meta['name']} photo.png        # ONNX Runtime if installed, else torch",
-        f"handsign predict --model {meta['name']} --json folder/    # one JSON object per image",
+        f"handsign predict --model {meta.name} photo.png        # ONNX Runtime if installed, else torch",
+        f"handsign predict --model {meta.name} --json folder/    # one JSON object per image",
         "```",
         "",
         "## Data",
@@ -117,10 +99,10 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         "",
         "## Training",
         "",
-        f"- recipe: `{meta.get('recipe') or '(none)'}`",
-        f"- command: `{meta['bundle']['command']}`",
+        f"- recipe: `{meta.recipe or '(none)'}`",
+        f"- command: `{meta.bundle['command']}`",
         f"- architecture: `{json.dumps(arch, sort_keys=True)}`",
-        f"- best epoch: {m.get('epoch', '?')}; versions: `{json.dumps(meta.get('versions', {}), sort_keys=True)}`",
+        f"- best epoch: {m.get('epoch', '?')}; versions: `{json.dumps(meta.versions, sort_keys=True)}`",
         "",
         "## Accuracy",
         "",
@@ -143,7 +125,7 @@ def model_card(meta: dict, onnx: dict, out: Path) -> str:
         f"- `{out.name}` (weights + metadata), `{out.with_suffix('.json').name}` (readable metadata), "
         f"`{out.with_suffix('.onnx').name}` (opset {onnx['opset']}, metadata embedded; max |logit difference| vs "
         f"torch on {onnx['check_batch']} random images: {onnx['max_abs_diff']:.3g})",
-        f"- trained checkpoint sha256: `{meta['bundle']['source_sha256']}`",
+        f"- trained checkpoint sha256: `{meta.bundle['source_sha256']}`",
         "",
         "## Limitations",
         "",
