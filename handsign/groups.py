@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handsign.atomic import atomic_open
+
 SIMILARITY = 0.95  # cosine similarity of mean-centred pixels above which two images are near-copies
 CHUNK = 2048       # rows of the similarity matrix at a time: 2048 x 27,455 floats = 225 MB
 
@@ -58,11 +60,8 @@ def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
     ids = torch.unique(ids, return_inverse=True)[1]
     if path is None:
         return ids
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:  # a file object: np.save would add ".npy" to a name
+    with atomic_open(path) as f:  # a file object: np.save would add ".npy" to a name
         np.save(f, ids.numpy())
-    tmp.replace(path)
     return ids
 
 
