@@ -127,7 +127,8 @@ def differences(valid_fraction: float) -> list[dict]:
         {"topic": "Why the validation numbers on ASL look too good",
          "course": "Not discussed.",
          "handsign": "The validation accuracy on the ASL stages is reported, but the test accuracy is the one "
-                     "to trust.",
+                     "to trust. To choose settings, `--valid-split groups` holds out whole groups of near-copies "
+                     "instead, so validation images are as far from the training images as the test file's.",
          "why": "Sign-MNIST's training file is not thousands of independent photos: it was made from a small set "
                 "of photos of a few people's hands, each turned into many slightly changed copies (crops, "
                 "brightness, small rotations). A random validation split from it contains near-copies of "
