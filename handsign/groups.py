@@ -19,9 +19,11 @@ import numpy as np
 import torch
 
 from handsign.atomic import atomic_open
+from handsign.errors import HandsignError
 
 SIMILARITY = 0.95  # cosine similarity of mean-centred pixels above which two images are near-copies
 CHUNK = 2048       # rows of the similarity matrix at a time: 2048 x 27,455 floats = 225 MB
+MAX_IMAGES = 100_000  # every pair is compared: 10^5 images of 28x28 = 16 TFLOP, minutes on a laptop CPU
 
 
 def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
@@ -32,6 +34,9 @@ def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
     seconds, for Sign-MNIST's train file); with `cache` (a folder) the result is kept there under the
     pixels' hash.
     """
+    if len(images) > MAX_IMAGES:
+        raise HandsignError(f"--valid-split groups compares every pair of images; {len(images):,} is more than "
+                            f"{MAX_IMAGES:,} (use --valid-split random)")
     key = hashlib.sha256(images.contiguous().numpy().tobytes()).hexdigest()[:16]
     path = cache / f"groups-{key}-{similarity}.npy" if cache is not None else None
     if path is not None and path.is_file():

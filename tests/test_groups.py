@@ -58,3 +58,15 @@ def test_valid_split_is_a_checked_choice():
     assert make_config(valid_split="groups").valid_split == "groups"
     with pytest.raises(HandsignError, match="--valid-split"):
         make_config(valid_split="people")
+
+
+def test_too_many_images_for_pairwise_groups_is_a_clear_error(monkeypatch):
+    import pytest
+
+    import handsign.groups as groups
+    from handsign.errors import HandsignError
+
+    ds, _ = near_copies(n_sources=4)
+    monkeypatch.setattr(groups, "MAX_IMAGES", 10)  # 20 images: over the (lowered) limit
+    with pytest.raises(HandsignError, match="--valid-split random"):
+        split_train_valid(ds, 0.2, seed=0, by="groups")
