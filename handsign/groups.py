@@ -80,7 +80,7 @@ def split_by_groups(ids: torch.Tensor, labels: torch.Tensor, num_classes: int, f
         members = labels == c
         groups = torch.unique(ids[members])
         groups = groups[torch.randperm(len(groups), generator=g)]
-        sizes = torch.stack([(ids[members] == k).sum() for k in groups]) if len(groups) else torch.zeros(0)
+        sizes = torch.bincount(ids[members])[groups]  # images of each group, in the shuffled order
         want = round(int(members.sum()) * fraction)
         # the shortest prefix of shuffled groups reaching `want` images (at least one group, never all)
         take = int(torch.searchsorted(sizes.cumsum(0), torch.tensor(want))) + 1 if want else 0

@@ -43,10 +43,6 @@ def setup(seed: int, device: str = "auto", threads: int = 0) -> torch.device:
     return dev
 
 
-# Below this much arithmetic per optimizer step (forward + backward) one thread is as fast as two even on
-# an idle machine: the step is over before a second thread pays for its start and sync.
-# benchmarks/threads.py measured it (benchmarks/results/threads.md): the course MLP at batch 32 is ~0.13
-# GFLOP per step, the course CNN at batch 128 ~3.6 GFLOP.
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Whether training runs under bfloat16 autocast. "auto": only where the hardware computes bfloat16
     natively (CUDA with bf16, or a CPU with AVX512-BF16 or AMX); elsewhere autocast emulates it and
@@ -61,6 +57,10 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return False
 
 
+# Below this much arithmetic per optimizer step (forward + backward) one thread is as fast as two even on
+# an idle machine: the step is over before a second thread pays for its start and sync.
+# benchmarks/threads.py measured it (benchmarks/results/threads.md): the course MLP at batch 32 is ~0.13
+# GFLOP per step, the course CNN at batch 128 ~3.6 GFLOP.
 SMALL_STEP_FLOP = 0.5e9
 
 
