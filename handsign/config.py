@@ -45,6 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.0        # L2 (adam/sgd) or decoupled (adamw) weight decay
     schedule: str = "constant"       # constant | onecycle | cosine, stepped per batch
     label_smoothing: float = 0.0     # cross-entropy label smoothing, 0..1
+    ema: float = 0.0                 # weight averaging: evaluate and save an exponential moving average of the weights, this decay per step (0 = off)
     augment: str = "none"            # none | course | hands | digits | photo (handsign.transforms)
     augment_per_batch: bool = False  # course behaviour: one random draw shared by a whole batch
     preprocess: str = ""             # "" = the data set's spec | photo (+ hand crop, brightness match)
@@ -90,6 +91,8 @@ class TrainConfig:
                 f"{', '.join(repr(p) for p in PREPROCESS_PRESETS)}")
         if not 0 <= self.label_smoothing < 1:
             bad("label-smoothing", f"must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0 <= self.ema < 1:
+            bad("ema", f"must be in [0, 1) (a decay per step; 0 = off), got {self.ema!r}")
         if self.weight_decay < 0:
             bad("weight-decay", f"must be >= 0, got {self.weight_decay!r}")
         if not self.valid_from_test and not 0 < self.valid_fraction < 1:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from handsign import __version__, distributed
 from handsign.atomic import atomic_write_bytes, remove_stale_temps
@@ -149,8 +150,10 @@ class _Stopped(Exception):
 
 
 def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: int, device,
-                    step0: int, total_steps: int, stop: _StopFlag | None = None, show_progress=True) -> dict:
-    """One pass over `data` in shuffled batches; returns mean loss, accuracy, images/s."""
+                    step0: int, total_steps: int, stop: _StopFlag | None = None, show_progress=True,
+                    ema: AveragedModel | None = None) -> dict:
+    """One pass over `data` in shuffled batches; returns mean loss, accuracy, images/s. `ema`, if given,
+    averages the weights after every optimizer step."""
     model.train()
     torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
     g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))  # order + augmentation
@@ -178,6 +181,8 @@ def train_one_epoch(model, data: Dataset, optimizer, cfg: TrainConfig, epoch: in
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         progress.update(len(y), loss.item() if progress.tty else None)
@@ -267,13 +272,19 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     if cfg.channels_last:  # checkpoints stay NCHW: save_checkpoint makes every tensor contiguous
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
+    # with --ema the averaged copy is what is evaluated and saved as the model; `model` keeps training
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+    output = ema.module if ema is not None else model
     steps_per_epoch = math.ceil(distributed.shard_size(len(splits.train)) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
 
     history, start_epoch, best = [], 1, (-1.0, 0.0)
     if resume is not None and (run_dir / "last.safetensors").exists():  # else killed before its first save
         model_state, tensors, meta = load_train_state(run_dir / "last.safetensors")
-        model.load_state_dict(model_state)
+        output.load_state_dict(model_state)
+        if ema is not None:  # the weights being trained are train-state tensors "model.<key>"
+            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            ema.n_averaged.fill_(meta.train_state["ema_updates"])
         optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta.train_state["optimizer"]))
         history = meta.train_state["history"]
         start_epoch = meta.train_state["epoch"] + 1
@@ -312,11 +323,13 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     def save_last(epoch: int):
         if not distributed.is_main():
             return
-        opt_tensors, opt_info = optimizer_state_to_tensors(optimizer)
+        tensors, opt_info = optimizer_state_to_tensors(optimizer)
+        state = {"epoch": epoch, "history": history, "optimizer": opt_info, "threads": torch.get_num_threads()}
+        if ema is not None:
+            tensors.update({"model." + k: v for k, v in model.state_dict().items()})
+            state["ema_updates"] = int(ema.n_averaged)
         metrics = history[-1] if history else {}
-        save_checkpoint(run_dir / "last.safetensors", model, meta_for(dict(metrics), {
-            "epoch": epoch, "history": history, "optimizer": opt_info, "threads": torch.get_num_threads()}),
-            opt_tensors)
+        save_checkpoint(run_dir / "last.safetensors", output, meta_for(dict(metrics), state), tensors)
 
     if not history:
         save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time
@@ -326,8 +339,8 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):
                 tr = train_one_epoch(net, splits.train, optimizer, cfg, epoch, device, (epoch - 1) * steps_per_epoch,
-                                     total_steps, stop, show_progress and distributed.is_main())
-                va = distributed.evaluate_sharded(evaluate_tensors, model, splits.valid, cfg.eval_batch_size, device)
+                                     total_steps, stop, show_progress and distributed.is_main(), ema)
+                va = distributed.evaluate_sharded(evaluate_tensors, output, splits.valid, cfg.eval_batch_size, device)
                 row = {"epoch": epoch, **tr, "valid_loss": va["loss"], "valid_acc": va["acc"],
                        "lr": optimizer.param_groups[0]["lr"]}
                 history.append(row)
@@ -336,7 +349,7 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
                 if is_best:
                     best = (va["acc"], -va["loss"])
                     if distributed.is_main():
-                        save_checkpoint(run_dir / "best.safetensors", model, meta_for(dict(row)))
+                        save_checkpoint(run_dir / "best.safetensors", output, meta_for(dict(row)))
                 save_last(epoch)
                 if distributed.is_main():
                     _write_metrics(run_dir, history)

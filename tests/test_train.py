@@ -58,6 +58,28 @@ def test_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
     assert resumed.metrics["best"]["test_acc"] == straight.metrics["best"]["test_acc"]
 
 
+def test_ema_trains_the_same_weights_but_evaluates_and_saves_their_average(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    plain = train(cfg(root, tmp_path / "p", epochs=2), **QUIET)
+    averaged = train(cfg(root, tmp_path / "a", epochs=2, ema=0.9), **QUIET)
+    # the live weights follow the same path (same train loss); valid and test see the averaged copy
+    assert [h["train_loss"] for h in averaged.history] == [h["train_loss"] for h in plain.history]
+    assert [h["valid_loss"] for h in averaged.history] != [h["valid_loss"] for h in plain.history]
+    last = averaged.metrics["last"]
+    assert evaluate(averaged.last, split="valid", device="cpu")["loss"] == pytest.approx(last["valid_loss"], rel=1e-5)
+    assert evaluate(averaged.last, device="cpu")["accuracy"] == pytest.approx(last["test_acc"], abs=1e-9)
+
+
+def test_ema_resume_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    root = make_sign_mnist(tmp_path / "d")
+    straight = train(cfg(root, tmp_path / "s", epochs=3, ema=0.8), **QUIET)
+    train(cfg(root, tmp_path / "r", epochs=1, ema=0.8), **QUIET)
+    resumed = train(resume=tmp_path / "r", epochs=3, **QUIET)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
+    assert strip(resumed.history) == strip(straight.history)
+    assert resumed.metrics["last"]["test_acc"] == straight.metrics["last"]["test_acc"]
+
+
 def test_existing_out_folder_is_not_overwritten(tmp_path, tiny_run):
     with pytest.raises(HandsignError, match="folder exists and is not empty"):
         train(cfg(tmp_path, tiny_run), **QUIET)
