@@ -125,14 +125,18 @@ def create_model(name: str, num_classes: int, in_channels: int = 1, image_size: 
 
 def for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy for fast inference: each ConvBlock's BatchNorm folded into its conv (the same
-    function, to float32 rounding) and, on CPU, channels-last. On 2 cores that runs the course CNN at
-    batch 256 in 16 ms instead of 42 ms (BatchNorm is slow in channels-last; folded, it is gone).
+    function, to float32 rounding), its max-pool moved before its ReLU (they commute exactly: ReLU is
+    monotonic, and eval-mode Dropout is the identity), so ReLU touches a 4x smaller tensor, and, on CPU,
+    channels-last. On 2 cores folding ran the course CNN at batch 256 in 16 ms instead of 42 ms (BatchNorm
+    is slow in channels-last); pooling first takes a quarter off what is left for the narrow fast-asl CNN.
     The copy has no BatchNorm keys: evaluate with it, never save it."""
     net = copy.deepcopy(model).eval()
     for block in net.modules():
         if isinstance(block, ConvBlock) and isinstance(block.model[1], nn.BatchNorm2d):
-            block.model[0] = fuse_conv_bn_eval(block.model[0], block.model[1])
-            block.model[1] = nn.Identity()
+            conv, bn, relu, dropout, pool = block.model
+            # same 5 slots (ConvBlock.takes_fused_path reads them): conv, -, pool, dropout, ReLU
+            block.model = nn.Sequential(fuse_conv_bn_eval(conv, bn), nn.Identity(), pool, dropout,
+                                        nn.ReLU(inplace=True))
     first = next(net.parameters(), None)
     if first is not None and first.device.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
