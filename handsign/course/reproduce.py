@@ -36,15 +36,15 @@ QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course
 # per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2 min on 2 idle
 # cores each lesson points the way it does at full size where it can (benchmarks/quick_settings.py; every
 # seed tried is in benchmarks/results/quick-settings.json). The MLP needs all the data for 5 epochs to reach
-# the >90 % train accuracy that makes its overfitting visible; fast-asl gets 6 of its 10 epochs (~35 s,
-# 580 steps of 256); augmentation (stage 4) stays below the plain CNN in every quick budget tried, and the
+# the >90 % train accuracy that makes its overfitting visible; fast-asl gets 8 of its 13 epochs (~35 s,
+# 768 steps of 256); augmentation (stage 4) stays below the plain CNN in every quick budget tried, and the
 # report says so.
 QUICK = {
     "course-mnist-mlp": {"limit": 8000, "epochs": 2},
     "course-asl-mlp": {"limit": 0, "epochs": 5},
     "course-asl-cnn": {"limit": 8000, "epochs": 4},
     "course-asl-cnn-aug": {"limit": 8000, "epochs": 4},
-    "fast-asl": {"limit": 0, "epochs": 6},
+    "fast-asl": {"limit": 0, "epochs": 8},
     "fast-mnist": {"limit": 8000, "epochs": 2},
 }
 QUICK_OTHER = {"limit": 8000, "epochs": 4}  # a fast-* recipe not listed above
