@@ -45,7 +45,7 @@ class TrainConfig:
     weight_decay: float = 0.0        # L2 (adam/sgd) or decoupled (adamw) weight decay
     schedule: str = "constant"       # constant | onecycle | cosine, stepped per batch
     label_smoothing: float = 0.0     # cross-entropy label smoothing, 0..1
-    ema: float = 0.0                 # weight averaging: evaluate and save an exponential moving average of the weights, this decay per step (0 = off)
+    ema: float = 0.0                 # evaluate and save a moving average of the weights: its decay per step (0 = off)
     augment: str = "none"            # none | course | hands | digits | photo (handsign.transforms)
     augment_per_batch: bool = False  # course behaviour: one random draw shared by a whole batch
     preprocess: str = ""             # "" = the data set's spec | photo (+ hand crop, brightness match)

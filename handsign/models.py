@@ -133,7 +133,7 @@ def for_inference(model: nn.Module) -> nn.Module:
     net = copy.deepcopy(model).eval()
     for block in net.modules():
         if isinstance(block, ConvBlock) and isinstance(block.model[1], nn.BatchNorm2d):
-            conv, bn, relu, dropout, pool = block.model
+            conv, bn, _, dropout, pool = block.model  # conv, BatchNorm, ReLU, Dropout, max-pool
             # same 5 slots (ConvBlock.takes_fused_path reads them): conv, -, pool, dropout, ReLU
             block.model = nn.Sequential(fuse_conv_bn_eval(conv, bn), nn.Identity(), pool, dropout,
                                         nn.ReLU(inplace=True))

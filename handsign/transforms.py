@@ -154,10 +154,10 @@ def photo_augment_batch(x: torch.Tensor, spec: PhotoAugmentSpec, g: torch.Genera
     ys, xs = torch.meshgrid(torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=dev),
                             torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=dev), indexing="ij")
     hom = hom.to(dt)
-    px_, py_ = xs.reshape(1, h * w), ys.reshape(1, h * w)  # (1, HW) output pixel coordinates
+    out_x, out_y = xs.reshape(1, h * w), ys.reshape(1, h * w)  # (1, HW) output pixel coordinates
 
     def src(row):  # (N, HW): row `row` of hom @ [x, y, 1]; multiply-adds beat a batched matmul with K = 3
-        return hom[:, row, 0:1] * px_ + hom[:, row, 1:2] * py_ + hom[:, row, 2:3]
+        return hom[:, row, 0:1] * out_x + hom[:, row, 1:2] * out_y + hom[:, row, 2:3]
 
     depth = src(2).clamp_min(1e-3)
     grid = torch.stack([src(0) / depth, src(1) / depth], -1).view(n, h, w, 2)
