@@ -67,3 +67,16 @@ def test_bench_predict_and_serve_smoke(tmp_path):
     assert doc["predict"]["onnx"]["median_s"] > 0
     assert doc["serve"]["onnx"]["statuses"] == {"200": 20} and doc["serve"]["onnx"]["requests_per_s"] > 0
     assert "POST /predict (onnx)" in md
+
+
+def test_select_fast_smoke_writes_every_epoch_and_the_split_it_chose_on(real_data_dir, tmp_path):
+    out = tmp_path / "select.json"
+    r = subprocess.run([sys.executable, "benchmarks/select_fast.py", "--data-dir", str(real_data_dir), "--only",
+                        "n12-13", "mnist-base", "--seeds", "0", "--limit", "1200", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    runs = {x["name"]: x for x in json.loads(out.read_text())["runs"]}
+    assert runs["n12-13"]["valid_split"] == "groups" and len(runs["n12-13"]["valid_acc_per_epoch_pct"]) == 13
+    assert runs["mnist-base"]["valid_split"] == "random" and len(runs["mnist-base"]["valid_acc_per_epoch_pct"]) == 5
+    printed = [line for line in r.stdout.splitlines() if line.startswith(("n12-13", "mnist-base"))]
+    assert len(printed) == 2 and not any("test" in line for line in printed)  # valid only: choose before test

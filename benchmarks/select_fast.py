@@ -1,0 +1,90 @@
+"""Choose fast-recipe settings on validation: candidates x seeds, every epoch's valid accuracy in JSON.
+
+    python benchmarks/select_fast.py --data-dir ../shared/data --seeds 0 1 2 --jobs 2
+    python benchmarks/select_fast.py --only n12-13 base --seeds 0            # a subset of CANDIDATES
+
+Round three's selection (issue 15; docs/fast.md) is these candidates. fast-asl candidates use
+`--valid-split groups`: Sign-MNIST's random split is near-copies of training and ranks nothing
+(handsign/groups.py). fast-mnist candidates use the random split (MNIST has no near-copies).
+
+Each run trains with 1 torch thread; `--jobs N` runs N of them at once in separate processes (on 2
+cores, two 1-thread runs finish about 1.5x sooner than one after the other), so the seconds compare
+only within one invocation. Each run's test accuracy is written to the JSON next to its valid
+accuracies but is not printed: read it only after choosing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's handsign, not an installed one
+
+NARROW = {"channels": [12, 24, 48], "hidden": 192, "flip_average": True}
+# name -> (recipe, overrides); every fast-asl candidate adds valid_split="groups" (see run())
+CANDIDATES = {
+    "base": ("fast-asl", {"epochs": 10, "model_args": {"channels": [16, 32, 64], "hidden": 256, "flip_average": True}}),
+    "ema99": ("fast-asl", {"epochs": 10, "ema": 0.99,
+                           "model_args": {"channels": [16, 32, 64], "hidden": 256, "flip_average": True}}),
+    "ema995": ("fast-asl", {"epochs": 10, "ema": 0.995,
+                            "model_args": {"channels": [16, 32, 64], "hidden": 256, "flip_average": True}}),
+    "n12-12": ("fast-asl", {"epochs": 12, "model_args": NARROW}),
+    "n12-13": ("fast-asl", {"epochs": 13, "model_args": NARROW}),
+    "n12-14": ("fast-asl", {"epochs": 14, "model_args": NARROW}),
+    "robust": ("robust-asl", {}),
+    "mnist-base": ("fast-mnist", {}),
+    "mnist-ema99": ("fast-mnist", {"ema": 0.99}),
+    "mnist-noaug": ("fast-mnist", {"augment": "none"}),
+    "mnist-bs128": ("fast-mnist", {"batch_size": 128, "lr": 4e-3}),
+    "mnist-n12-7": ("fast-mnist", {"epochs": 7, "model_args": {"channels": [12, 24, 48], "hidden": 192}}),
+}
+
+
+def run(name: str, seed: int, data_dir: str, limit: int = 0) -> dict:
+    from handsign.config import make_config  # imported in the worker process
+    from handsign.train import train
+
+    recipe, overrides = CANDIDATES[name]
+    split = "random" if recipe == "fast-mnist" else "groups"
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_config(recipe, **{"valid_split": split, **overrides}, seed=seed, threads=1,
+                          limit=limit, data_dir=data_dir, out=str(Path(tmp) / "run"))
+        start = time.perf_counter()
+        r = train(cfg, log=lambda *a: None, show_progress=False)
+    return {"name": name, "recipe": recipe, "seed": seed, "overrides": overrides, "valid_split": split,
+            "valid_acc_per_epoch_pct": [round(h["valid_acc"] * 100, 2) for h in r.history],
+            "train_seconds": round(sum(h["seconds"] for h in r.history), 1),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "test_acc_last": r.metrics["last"].get("test_acc")}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=None, help="data root (default $HANDSIGN_DATA or ./data)")
+    p.add_argument("--only", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process and one thread each")
+    p.add_argument("--limit", type=int, default=0, help="first N training samples only (a smoke run; 0 = all)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "select-fast.json"))
+    args = p.parse_args(argv)
+    jobs = [(name, seed) for name in args.only for seed in args.seeds]
+    runs = []
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run, name, seed, args.data_dir, args.limit) for name, seed in jobs]
+        for f in futures:
+            r = f.result()
+            runs.append(r)
+            print(f"{r['name']:<12} seed {r['seed']}: valid {r['valid_acc_per_epoch_pct'][-1]:.2f} % "
+                  f"({r['valid_split']} split), {r['train_seconds']:.0f} s of training", flush=True)
+    Path(args.out).write_text(json.dumps({"jobs": args.jobs, "limit": args.limit, "runs": runs}, indent=1))
+    print(f"wrote {args.out} (test accuracies are in it, not printed)")
+
+
+if __name__ == "__main__":
+    main()
