@@ -41,6 +41,7 @@ from handsign.checkpoint import save_checkpoint  # noqa: E402
 from handsign.config import make_config  # noqa: E402
 from handsign.data import Dataset, load_dataset  # noqa: E402
 from handsign.evaluate import evaluate_tensors  # noqa: E402
+from handsign import fused as fused_mod, native  # noqa: E402
 from handsign.models import ConvBlock, count_parameters, create_model, flops_per_image  # noqa: E402
 from handsign.preprocess import default_spec  # noqa: E402
 from handsign.train import make_optimizer, prepare_data, train_one_epoch  # noqa: E402
@@ -168,13 +169,18 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
                  "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256}, False),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last)", "course-asl-cnn-aug",
                  {"channels_last": True, "batch_size": 256}, True),
+                ("handsign loop, blocks in torch ops (course CNN, batch 256, course aug per image, channels-last, "
+                 "bf16 autocast)", "course-asl-cnn-aug",
+                 {"channels_last": True, "batch_size": 256, "precision": "bf16"}, "torch-ops"),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last, bf16 autocast)",
                  "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256, "precision": "bf16"}, True),
                 ("handsign loop (course CNN, batch 512, course aug per image, channels-last, bf16 autocast)",
                  "course-asl-cnn-aug", {"channels_last": True, "batch_size": 512, "precision": "bf16"}, True)]
     variants += [(f"handsign loop ({r} recipe)", r, {}, True) for r in recipes]
     for label, recipe, extra, fused in variants:
-        ConvBlock.fused = fused  # False: ConvBlock's plain nn.Sequential in training too (the ablation)
+        # False: ConvBlock's plain nn.Sequential in training too; "torch-ops": handsign.fused without its C kernels
+        ConvBlock.fused = bool(fused)
+        fused_mod.native_enabled = fused is True
         cfg = make_config(recipe, **extra)
         n = min(len(data), steps * cfg.batch_size)
         subset = data.subset(torch.arange(n))
@@ -184,7 +190,7 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
         handsign_epoch(model, data.subset(torch.arange(min(len(data), 3 * cfg.batch_size))), cfg, opt)  # warm-up
         out[label] = {**handsign_epoch(model, subset, cfg, opt), "model": cfg.model, "batch_size": cfg.batch_size,
                       "fused_blocks": fused, "train_flops_per_image": 3 * flops_per_image(model)}
-    ConvBlock.fused = True
+    ConvBlock.fused, fused_mod.native_enabled = True, True
     return out
 
 
@@ -448,7 +454,8 @@ def main(argv=None) -> int:
         doc["section_loadavg"][name] = {"start": la0, "end": loadavg(), "seconds": round(time.perf_counter() - t, 1)}
 
     doc["machine"] = {"threads": torch.get_num_threads(), "matmul_gflops": matmul_gflops(0.5 if a.quick else 2.0),
-                      "matmul_gflops_bf16": matmul_gflops(0.5 if a.quick else 2.0, dtype=torch.bfloat16)}
+                      "matmul_gflops_bf16": matmul_gflops(0.5 if a.quick else 2.0, dtype=torch.bfloat16),
+                      "conv_block_kernels": native.status()}  # handsign/fused_block.c built, or why not
     recipes = ["fast-asl"]
     if "train" in sections:
         timed("train", lambda: bench_train(data, steps, recipes))

@@ -30,6 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from handsign import native
+
+# False: the torch-op path below even where handsign/fused_block.c builds (tests and the benchmark compare)
+native_enabled = True
+
 
 def keep_mask(shape, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Bool tensor of `shape`, True with probability 1 - p (p rounded to a multiple of 1/65536)."""
@@ -94,6 +99,55 @@ class _BNReLUDropPool(torch.autograd.Function):
         return _nchw_view(grad_rows, b, h, w, c), sum_g_xhat, sum_g, None, None, None
 
 
+class _NativeBNReLUDropPool(torch.autograd.Function):
+    """_BNReLUDropPool's math in handsign/fused_block.c: three passes over y instead of about a dozen
+    torch ops, and y stays in bfloat16 under autocast (the gradient for y is returned in y's dtype)."""
+
+    @staticmethod
+    def forward(ctx, y, weight, bias, keep, keep_scale: float, eps: float, seed: int, threshold: int):
+        b, c, h, w = y.shape
+        sums = torch.empty(2, c, dtype=torch.float64)  # fp64 sums: E[y^2] - mean^2 keeps its digits
+        native.kernel("channel_stats", y.dtype)(y.data_ptr(), b * h, w, c, sums[0].data_ptr(), sums[1].data_ptr())
+        m = b * h * w
+        mean64 = sums[0] / m
+        var = (sums[1] / m - mean64 * mean64).clamp_(min=0).float()
+        mean = mean64.float()
+        invstd = (var + eps).rsqrt()
+        scale = (weight * invstd).contiguous()
+        shift = (bias - mean * scale).contiguous()
+        out = torch.empty(b, h // 2, w // 2, c)  # (B, Ho, Wo, C): returned as a channels-last (B, C, Ho, Wo)
+        arg = torch.empty(b, h // 2, w // 2, c, dtype=torch.uint8)
+        native.kernel("pool_forward", y.dtype)(y.data_ptr(), b, h, w, c, scale.data_ptr(), shift.data_ptr(),
+                                               native.ptr(keep), seed, threshold, keep_scale,
+                                               out.data_ptr(), arg.data_ptr())
+        ctx.save_for_backward(y, out, arg, mean, invstd, scale)
+        ctx.keep_scale = keep_scale
+        ctx.mark_non_differentiable(mean, var)
+        return out.permute(0, 3, 1, 2), mean, var
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
+        y, out, arg, mean, invstd, scale = ctx.saved_tensors
+        b, c, h, w = y.shape
+        g = grad_out.float().permute(0, 2, 3, 1).contiguous()  # (B, Ho, Wo, C)
+        sums = torch.empty(2, c, dtype=torch.float64)
+        native.kernel("backward_sums", y.dtype)(y.data_ptr(), b, h, w, c, g.data_ptr(), out.data_ptr(),
+                                                arg.data_ptr(), ctx.keep_scale, sums[0].data_ptr(),
+                                                sums[1].data_ptr())
+        sum_g64, sum_gy = sums  # sums of g and g * y at the windows' maxima (fp64)
+        sum_g_xhat = ((sum_gy - mean.double() * sum_g64) * invstd.double()).float()
+        sum_g = sum_g64.float()
+        m = b * h * w
+        # d y = scale * (g_full - mean(g_full) - xhat * mean(g_full * xhat)) = k0 + k1 * y (+ scale * g at the max)
+        k1 = (-scale * invstd * sum_g_xhat / m).contiguous()
+        k0 = (-scale * sum_g / m - k1 * mean).contiguous()
+        grad = torch.empty_like(y, memory_format=torch.channels_last)
+        native.kernel("backward_grad", y.dtype)(y.data_ptr(), b, h, w, c, g.data_ptr(), out.data_ptr(),
+                                                arg.data_ptr(), ctx.keep_scale, scale.data_ptr(), k0.data_ptr(),
+                                                k1.data_ptr(), grad.data_ptr())
+        return grad, sum_g_xhat, sum_g, None, None, None, None, None
+
+
 def _channel_sum(t: torch.Tensor, rows: int, w: int, c: int) -> torch.Tensor:
     """Per-channel sum of a contiguous (..., C) tensor, summed as a (rows, W*C) matrix, then over W."""
     return t.reshape(rows, w * c).sum(0).view(w, c).sum(0)
@@ -122,18 +176,33 @@ def conv_block_train(x: torch.Tensor, conv, bn, p: float, generator: torch.Gener
     """
     y = F.conv2d(x.contiguous(memory_format=torch.channels_last), conv.weight, conv.bias,
                  conv.stride, conv.padding, conv.dilation, conv.groups)
+    keep_scale = 1.0 / (1.0 - p) if p > 0 else 1.0
+    if native_enabled and native.library() is not None and y.dtype in (torch.float32, torch.bfloat16):
+        y = y.contiguous(memory_format=torch.channels_last)
+        b, c, h, w = y.shape
+        if keep is not None:
+            keep = keep.to(torch.uint8).contiguous()
+        # dropout draws: one 64-bit seed from torch's generator, the rest hashed from it in C
+        seed = int(torch.empty((), dtype=torch.int64).random_(generator=generator)) if p > 0 else 0
+        out, mean, var = _NativeBNReLUDropPool.apply(y, bn.weight, bn.bias, keep, keep_scale, bn.eps,
+                                                     seed & (2 ** 64 - 1), round(p * 65536) if p > 0 else 0)
+        _update_running_stats(bn, mean, var, b * h * w)
+        return out
     # under bf16 autocast the convolution answers in bfloat16; batch statistics need fp32 sums
     y = y.float().contiguous(memory_format=torch.channels_last)
     b, c, h, w = y.shape
     if keep is None and p > 0:
         keep = keep_mask((b, h, w, c), p, generator)
-    keep_scale = 1.0 / (1.0 - p) if p > 0 else 1.0
     out, mean, var = _BNReLUDropPool.apply(y, bn.weight, bn.bias, keep, keep_scale, bn.eps)
+    _update_running_stats(bn, mean, var, b * h * w)
+    return out
+
+
+def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+    """What nn.BatchNorm2d does in training mode: running averages of the mean and the unbiased variance."""
     if bn.track_running_stats:
         with torch.no_grad():
             bn.num_batches_tracked += 1
             momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-            n = b * h * w
             bn.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
             bn.running_var.mul_(1 - momentum).add_(var * (n / max(n - 1, 1)), alpha=momentum)
-    return out

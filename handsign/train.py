@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from handsign import __version__, distributed
+from handsign import __version__, distributed, native
 from handsign.atomic import atomic_write_bytes, remove_stale_temps
 from handsign.checkpoint import (load_model, load_train_state, optimizer_state_from_tensors,
                                  optimizer_state_to_tensors, read_metadata, save_checkpoint)
@@ -35,7 +35,7 @@ from handsign.diagnosis import diagnose
 from handsign.errors import DataError, HandsignError
 from handsign.evaluate import evaluate_tensors
 from handsign.meta import ModelMeta
-from handsign.models import count_parameters, create_model
+from handsign.models import ConvBlock, count_parameters, create_model
 from handsign.plots import learning_curves
 from handsign.preprocess import default_spec, to_model_input
 from handsign.runtime import Progress, choose_threads, setup, step_flop, use_bf16
@@ -302,6 +302,9 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     log(cfg.describe())
     if threads_note:
         log(threads_note)
+    if device.type == "cpu" and any(isinstance(m, ConvBlock) for m in model.modules()):
+        log(f"conv blocks: C kernels (handsign/fused_block.c, {native.status()})" if native.library() is not None
+            else f"conv blocks: torch ops ({native.status()})")
     if cfg.precision == "auto":
         log(f"precision: {'bf16' if use_bf16('auto', device) else 'fp32'} (auto: bf16 where {device.type} "
             f"computes it natively)")

@@ -1,13 +1,30 @@
 """The fused CPU training path of ConvBlock computes what the plain nn.Sequential computes."""
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from handsign import fused, native
 from handsign.fused import Dropout, conv_block_train, keep_mask
 from handsign.models import ConvBlock, create_model
+
+
+@pytest.fixture(params=["torch-ops", "native"])
+def path(request, monkeypatch):
+    """Each test that takes it runs twice: through fused.py's torch ops and through fused_block.c."""
+    if request.param == "native" and native.library() is None:
+        if os.environ.get("CI") or shutil.which("cc"):
+            pytest.fail(f"the C kernels did not build here: {native.status()}")
+        pytest.skip(native.status())
+    monkeypatch.setattr(fused, "native_enabled", request.param == "native")
+    return request.param
 
 
 def _close(a, b, rtol=1e-4, atol=1e-4):
@@ -30,7 +47,7 @@ def _random_block(cin, cout, p, seed):
 
 @pytest.mark.parametrize("cin,cout,size,p,batch", [(1, 25, 28, 0.0, 8), (25, 50, 14, 0.2, 6), (50, 75, 7, 0.0, 5),
                                                    (3, 4, 9, 0.5, 3), (2, 3, 6, 0.0, 1)])
-def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, cout, size, p, batch):
+def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, cout, size, p, batch, path):
     fused = _random_block(cin, cout, p, seed=size)
     plain = copy.deepcopy(fused)
     x = (torch.randn(batch, cin, size, size) * 2 + 0.5)
@@ -57,7 +74,7 @@ def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, co
         _close(getattr(fused.model[1], name).float(), getattr(plain.model[1], name).float(), rtol=1e-5)
 
 
-def test_whole_cnn_training_step_matches_the_plain_modules():
+def test_whole_cnn_training_step_matches_the_plain_modules(path):
     torch.manual_seed(0)
     fused = create_model("cnn", 24, dropouts=(0.0, 0.0, 0.0), head_dropout=0.0).train()
     plain = copy.deepcopy(fused)
@@ -108,3 +125,69 @@ def test_dropout_scales_kept_values_and_is_identity_in_eval():
     assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
     assert kept.float().mean().item() == pytest.approx(0.7, abs=0.01)
     assert torch.equal(d.eval()(x), x)
+
+
+def _splitmix_keep(shape, p: float, seed: int) -> torch.Tensor:
+    """fused_block.c's dropout draws, in numpy: element i is kept unless 16-bit lane i % 4 of
+    SplitMix64(seed + golden * (i // 4 + 1)) is below round(p * 65536)."""
+    n = int(np.prod(shape))
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.uint64(0x9E3779B97F4A7C15) * (np.arange((n + 3) // 4, dtype=np.uint64) + np.uint64(1))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    lanes = z.astype("<u8").view("<u2")[:n]
+    return torch.from_numpy(lanes >= round(p * 65536)).reshape(shape)
+
+
+def test_native_dropout_draws_are_splitmix_lanes_seeded_from_torch(monkeypatch):
+    if native.library() is None:
+        pytest.skip(native.status())  # the fixture above fails this on CI; here only the draws are checked
+    monkeypatch.setattr(fused, "native_enabled", True)
+    block, p = _random_block(5, 6, 0.3, seed=2), 0.3
+    x = torch.randn(4, 5, 10, 10)
+    torch.manual_seed(11)
+    out = conv_block_train(x, block.model[0], block.model[1], p)
+    torch.manual_seed(11)
+    seed = int(torch.empty((), dtype=torch.int64).random_()) & (2 ** 64 - 1)  # the one draw the block takes
+    keep = _splitmix_keep((4, 10, 10, 6), p, seed)
+    assert keep.float().mean().item() == pytest.approx(0.7, abs=0.03)
+    monkeypatch.setattr(fused, "native_enabled", False)
+    ref = conv_block_train(x, copy.deepcopy(block.model[0]), copy.deepcopy(block.model[1]), p, keep=keep)
+    _close(out, ref)
+    torch.manual_seed(12)
+    monkeypatch.setattr(fused, "native_enabled", True)
+    assert not torch.equal(conv_block_train(x, block.model[0], block.model[1], p), out)  # another seed, other draws
+
+
+def test_native_block_under_bf16_autocast_keeps_bf16_and_matches_the_torch_ops(monkeypatch):
+    if native.library() is None:
+        pytest.skip(native.status())
+    outs, grads = [], []
+    for use_native in (False, True):
+        monkeypatch.setattr(fused, "native_enabled", use_native)
+        block = _random_block(25, 50, 0.0, seed=4)
+        x = torch.randn(8, 25, 14, 14).requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv_block_train(x, block.model[0], block.model[1], 0.0)
+        (out.float() * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+        outs.append(out.float())
+        grads.append([x.grad, *(q.grad for q in block.parameters())])
+    # both read the same bf16 conv output; they differ only in fp32 vs fp64 sums and where rounding happens
+    _close(outs[1], outs[0], rtol=2e-2, atol=2e-2)
+    for a, b in zip(grads[1], grads[0]):
+        _close(a, b, rtol=3e-2, atol=3e-2 * max(g.abs().max().item() for g in grads[0]))
+
+
+def test_without_a_compiler_training_falls_back_to_torch_ops(tmp_path):
+    """CC names a compiler that fails: no library, a one-line reason, and a training step still runs."""
+    code = ("import torch, torch.nn.functional as F\n"
+            "from handsign import native\nfrom handsign.models import create_model\n"
+            "m = create_model('cnn', 24).train()\n"
+            "F.cross_entropy(m(torch.rand(4, 1, 28, 28)), torch.tensor([0, 1, 2, 3])).backward()\n"
+            "print(native.library() is None, native.status())")
+    env = {**os.environ, "CC": "false", "HANDSIGN_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("True build failed")
+    assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.tmp"))  # nothing half-written

@@ -1,0 +1,114 @@
+"""handsign/fused_block.c, compiled on first use with the machine's C compiler and loaded through ctypes.
+
+    lib = native.library()     # a ctypes.CDLL, or None: no compiler, a failed build, or HANDSIGN_NATIVE=0
+    native.status()            # why not, in one line (printed by `handsign train` when it is None)
+
+The C file is plain C99 + OpenMP with no torch headers, so the build takes about a second; the shared
+library is cached in <cache>/native/ under a name that hashes the source, the compiler command and the
+CPU's feature flags (-march=native), so an edit, another compiler or another CPU builds afresh. The
+build writes a temporary file and renames it: a killed build leaves nothing half-written behind.
+Nothing here is required: without it handsign.fused runs the same math in torch ops (slower).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch  # first: torch loads its libgomp.so.1, which the C library then shares (one OpenMP pool)
+
+from handsign.data import cache_dir
+
+SOURCE = Path(__file__).with_name("fused_block.c")
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+
+_lib: ctypes.CDLL | None = None
+_status = "not built yet"
+_tried = False
+
+_p, _i, _l, _u64, _u32, _f = (ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_uint64, ctypes.c_uint32,
+                              ctypes.c_float)
+SIGNATURES = {  # each exists as <name>_f32 and <name>_bf16 (the dtype of y); see fused_block.c
+    "channel_stats": [_p, _l, _i, _i, _p, _p],
+    "pool_forward": [_p, _i, _i, _i, _i, _p, _p, _p, _u64, _u32, _f, _p, _p],
+    "backward_sums": [_p, _i, _i, _i, _i, _p, _p, _p, _f, _p, _p],
+    "backward_grad": [_p, _i, _i, _i, _i, _p, _p, _p, _f, _p, _p, _p, _p],
+}
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(compiler: str) -> Path:
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *FLAGS]).encode(), _cpu_flags().encode(),
+                                     platform.machine().encode()])).hexdigest()[:16]
+    target = cache_dir() / "native" / f"fused_block-{key}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode:
+            raise OSError((done.stderr.strip().splitlines() or ["no output"])[-1])
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels (built once per process, cached across processes), or None."""
+    global _lib, _status, _tried
+    if _tried:
+        return _lib
+    _tried = True
+    if os.environ.get("HANDSIGN_NATIVE", "1") == "0":
+        _status = "off (HANDSIGN_NATIVE=0)"
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not compiler:
+        _status = "no C compiler (cc, gcc or clang) on PATH: the fused blocks run in torch ops"
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(compiler)))
+        for name, args in SIGNATURES.items():
+            for suffix in ("_f32", "_bf16"):
+                fn = getattr(lib, name + suffix)
+                fn.argtypes, fn.restype = args, None
+    except (OSError, subprocess.SubprocessError, AttributeError) as e:
+        _status = f"build failed ({e}): the fused blocks run in torch ops"
+        return None
+    _lib, _status = lib, f"built with {compiler}"
+    return _lib
+
+
+def status() -> str:
+    library()
+    return _status
+
+
+def kernel(name: str, dtype: torch.dtype):
+    """The C function `name` for tensors of `dtype` (float32 or bfloat16)."""
+    return getattr(_lib, name + ("_bf16" if dtype == torch.bfloat16 else "_f32"))
+
+
+def ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
