@@ -49,6 +49,11 @@ CANDIDATES = {
     "mnist-nodrop": ("fast-mnist", {"model_args": {**MNIST_ARGS, **NO_DROPOUT}}),
     "mnist-deep4": ("fast-mnist", {"model_args": {**MNIST_ARGS, "channels": [16, 32, 64, 128],
                                                   "dropouts": [0, 0, 0, 0], "head_dropout": 0}}),
+    # round four, after the C kernels for the conv blocks (an epoch of any width costs less): longer or wider
+    "n12-16": ("fast-asl", {"epochs": 16, "model_args": NARROW}),
+    "w16-15": ("fast-asl", {"epochs": 15, "model_args": {"channels": [16, 32, 64], "hidden": 256, "flip_average": True}}),
+    "course-9": ("fast-asl", {"epochs": 9, "model_args": {"channels": [25, 50, 75], "hidden": 512, "flip_average": True}}),
+    "mnist-e7": ("fast-mnist", {"epochs": 7}),
     "mnist-deep4-drop": ("fast-mnist", {"model_args": {**MNIST_ARGS, "channels": [16, 32, 64, 128],
                                                        "dropouts": [0, 0.2, 0, 0]}}),
 }

@@ -172,12 +172,14 @@ INLINE void forward(const void *restrict y, int bf16, int b, int h, int w, int c
                 {
                     const long q = (2L * j) * cp + ch;
                     const vf v0 = V(top + q), v1 = V(top + q + cp), v2 = V(bottom + q), v3 = V(bottom + q + cp);
-                    const vf m01 = select(v1 > v0, v1, v0), m23 = select(v3 > v2, v3, v2);
-                    const vf m = select(m23 > m01, m23, m01);
+                    /* a NaN wins, as in torch's max_pool2d: a diverged run shows, it is not pooled away */
+                    const vf m01 = select((v1 > v0) | (v1 != v1), v1, v0);
+                    const vf m23 = select((v3 > v2) | (v3 != v3), v3, v2);
+                    const vf m = select((m23 > m01) | (m23 != m23), m23, m01);
                     /* the first element equal to the max, as torch picks it */
                     const vi n0 = (v0 != m) & 1, n1 = (v1 != m) & 1, n2 = (v2 != m) & 1;
                     *(vb *)(g + j * cp + ch) = __builtin_convertvector(n0 * (1 + n1 * (1 + n2)), vb);
-                    V(o + j * cp + ch) = masked(m > 0.0f, m) * keep_scale;
+                    V(o + j * cp + ch) = masked((m > 0.0f) | (m != m), m) * keep_scale;
                 }
             unpad(o, sizeof(float), wo, c, cp, out + row * wo * c);
             unpad(g, 1, wo, c, cp, arg + row * wo * c);

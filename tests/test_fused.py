@@ -191,3 +191,12 @@ def test_without_a_compiler_training_falls_back_to_torch_ops(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("True build failed")
     assert not list(tmp_path.rglob("*.so")) and not list(tmp_path.rglob("*.tmp"))  # nothing half-written
+
+
+def test_a_nan_in_the_block_input_reaches_the_output(path):
+    """A diverged run must show: max-pool propagates NaN (as torch's does), nothing pools it away."""
+    block = _random_block(2, 3, 0.0, seed=5)
+    x = torch.randn(2, 2, 8, 8)
+    x[1, 0, 3, 4] = float("nan")
+    out = conv_block_train(x, block.model[0], block.model[1], 0.0)
+    assert torch.isnan(out).any()
