@@ -8,6 +8,7 @@
  *   out   (B, Ho, Wo, C) float32, Ho = H / 2, Wo = W / 2 (floor: an odd last row or column is not pooled)
  *   arg   (B, Ho, Wo, C) uint8, which of the window's 4 elements was the max: 0 1 / 2 3
  * OpenMP threads are torch's own: torch loads libgomp.so.1 first, and this library links the same one.
+ * Without OpenMP (a compiler that lacks it) the same code builds and runs on one thread.
  *
  * Speed: every loop runs either over a whole image row (W*C contiguous values) or over channels in
  * groups of LANES, on row buffers whose channels are padded to a multiple of LANES ("padded rows",
@@ -17,7 +18,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -359,4 +362,10 @@ void backward_grad_bf16(const void *y, int b, int h, int w, int c, const float *
     backward_grad(y, 1, b, h, w, c, grad_out, out, arg, keep_scale, scale, k0, k1, grad);
 }
 
-int omp_threads(void) { return omp_get_max_threads(); }
+int omp_threads(void) {  /* 1 where the compiler has no OpenMP (Apple's clang): the pragmas are ignored */
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}

@@ -26,7 +26,10 @@ import torch  # first: torch loads its libgomp.so.1, which the C library then sh
 from handsign.data import cache_dir
 
 SOURCE = Path(__file__).with_name("fused_block.c")
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+FLAGS = ["-O3", "-shared", "-fPIC", "-std=c99"]
+# tried in order until one builds: a compiler without OpenMP (Apple's clang) or -march=native still gets a
+# library (one thread, or generic vector code), and no compiler at all leaves the torch-op path
+OPTIONS = (["-march=native", "-fopenmp"], ["-fopenmp"], ["-march=native"], [])
 
 _lib: ctypes.CDLL | None = None
 _status = "not built yet"
@@ -52,9 +55,10 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: str, options: list[str]) -> Path:
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *FLAGS]).encode(), _cpu_flags().encode(),
+    command = [compiler, *FLAGS, *options]
+    key = hashlib.sha256(b"\0".join([source, " ".join(command).encode(), _cpu_flags().encode(),
                                      platform.machine().encode()])).hexdigest()[:16]
     target = cache_dir() / "native" / f"fused_block-{key}.so"
     if target.exists():
@@ -63,8 +67,7 @@ def _build(compiler: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run([*command, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=120)
         if done.returncode:
             raise OSError((done.stderr.strip().splitlines() or ["no output"])[-1])
         os.replace(tmp, target)
@@ -87,17 +90,21 @@ def library() -> ctypes.CDLL | None:
     if not compiler:
         _status = "no C compiler (cc, gcc or clang) on PATH: the fused blocks run in torch ops"
         return None
-    try:
-        lib = ctypes.CDLL(str(_build(compiler)))
-        for name, args in SIGNATURES.items():
-            for suffix in ("_f32", "_bf16"):
-                fn = getattr(lib, name + suffix)
-                fn.argtypes, fn.restype = args, None
-    except (OSError, subprocess.SubprocessError, AttributeError) as e:
-        _status = f"build failed ({e}): the fused blocks run in torch ops"
-        return None
-    _lib, _status = lib, f"built with {compiler}"
-    return _lib
+    errors = []
+    for options in OPTIONS:
+        try:
+            lib = ctypes.CDLL(str(_build(compiler, options)))
+            for name, args in SIGNATURES.items():
+                for suffix in ("_f32", "_bf16"):
+                    fn = getattr(lib, name + suffix)
+                    fn.argtypes, fn.restype = args, None
+        except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            errors.append(str(e))
+            continue
+        _lib, _status = lib, f"built with {compiler} {' '.join(options)}".rstrip()
+        return _lib
+    _status = f"build failed ({errors[0]}): the fused blocks run in torch ops"
+    return None
 
 
 def status() -> str:

@@ -200,3 +200,25 @@ def test_a_nan_in_the_block_input_reaches_the_output(path):
     x[1, 0, 3, 4] = float("nan")
     out = conv_block_train(x, block.model[0], block.model[1], 0.0)
     assert torch.isnan(out).any()
+
+
+def test_a_compiler_without_openmp_still_builds_the_kernels(tmp_path):
+    """Apple's clang has no -fopenmp: the next option is tried, and that single-threaded build computes
+    what the torch ops compute."""
+    if not shutil.which("cc"):
+        pytest.skip("no cc here")
+    fake = tmp_path / "cc-without-openmp"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "unsupported option -fopenmp" >&2; '
+                    'exit 1; }; done\nexec cc "$@"\n')
+    fake.chmod(0o755)
+    code = ("import copy, torch\nfrom handsign import fused, native\nfrom handsign.models import ConvBlock\n"
+            "torch.manual_seed(0)\nblock = ConvBlock(3, 10, 0.0).train()\nx = torch.randn(4, 3, 9, 9)\n"
+            "outs = []\nfor on in (True, False):\n    fused.native_enabled = on\n"
+            "    outs.append(fused.conv_block_train(x, *copy.deepcopy(list(block.model[:2])), 0.0))\n"
+            "print(native.status(), '|', native.library().omp_threads(), '|', (outs[0] - outs[1]).abs().max().item())")
+    env = {**os.environ, "CC": str(fake), "HANDSIGN_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    status, threads, diff = done.stdout.strip().split(" | ")
+    assert "-fopenmp" not in status and status.startswith("built with") and threads == "1"
+    assert float(diff) < 1e-5
