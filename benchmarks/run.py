@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_load import run as load_run, served  # noqa: E402
 
+from handsign import fused as fused_mod, native  # noqa: E402
 from handsign.checkpoint import save_checkpoint  # noqa: E402
 from handsign.config import make_config  # noqa: E402
 from handsign.data import Dataset, load_dataset  # noqa: E402
 from handsign.evaluate import evaluate_tensors  # noqa: E402
-from handsign import fused as fused_mod, native  # noqa: E402
 from handsign.models import ConvBlock, count_parameters, create_model, flops_per_image  # noqa: E402
 from handsign.preprocess import default_spec  # noqa: E402
 from handsign.train import make_optimizer, prepare_data, train_one_epoch  # noqa: E402

@@ -16,7 +16,11 @@ ReLU -> Dropout -> max-pool is one autograd Function on the channels-last conv o
   back at the arg-max positions: one multiply-add and one scatter, every per-channel sum taken at
   pooled resolution.
 
-Dropout draws 16-bit uniform integers from torch's generator (four per 64-bit draw, about 3x
+Where a C compiler is found, the same math runs in handsign/fused_block.c (handsign.native builds it on
+first use): _NativeBNReLUDropPool below, three passes over y, y kept in bfloat16 under autocast, dropout
+drawn in C from one seed per call. `native_enabled = False` keeps the torch ops (the tests compare both).
+
+On the torch-op path dropout draws 16-bit uniform integers from torch's generator (four per 64-bit draw, 3x
 cheaper than bernoulli_), so the drop probability is rounded to a multiple of 1/65536
 (0.2 -> 0.199997). Eval mode, ONNX export, float64 and non-CPU devices use the plain nn.Sequential;
 tests/test_fused.py checks that the two agree in outputs, gradients and running statistics.

@@ -63,7 +63,7 @@ def _build(compiler: str, options: list[str]) -> Path:
     target = cache_dir() / "native" / f"fused_block-{key}.so"
     if target.exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a library others could write is code they run
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
