@@ -1,7 +1,7 @@
 """handsign/fused_block.c, compiled on first use with the machine's C compiler and loaded through ctypes.
 
     lib = native.library()     # a ctypes.CDLL, or None: no compiler, a failed build, or HANDSIGN_NATIVE=0
-    native.status()            # why not, in one line (printed by `handsign train` when it is None)
+    native.status()            # how it was built, or why not, in one line (`handsign train` prints it)
 
 The C file is plain C99 + OpenMP with no torch headers, so the build takes about a second; the shared
 library is cached in <cache>/native/ under a name that hashes the source, the compiler command and the
@@ -84,11 +84,11 @@ def library() -> ctypes.CDLL | None:
         return _lib
     _tried = True
     if os.environ.get("HANDSIGN_NATIVE", "1") == "0":
-        _status = "off (HANDSIGN_NATIVE=0)"
+        _status = "off: HANDSIGN_NATIVE=0"
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not compiler:
-        _status = "no C compiler (cc, gcc or clang) on PATH: the fused blocks run in torch ops"
+        _status = "no C compiler (cc, gcc, clang or $CC) on PATH"
         return None
     errors = []
     for options in OPTIONS:
@@ -103,7 +103,7 @@ def library() -> ctypes.CDLL | None:
             continue
         _lib, _status = lib, f"built with {compiler} {' '.join(options)}".rstrip()
         return _lib
-    _status = f"build failed ({errors[0]}): the fused blocks run in torch ops"
+    _status = f"build failed: {errors[0]}"
     return None
 
 
