@@ -20,6 +20,11 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#define THREAD omp_get_thread_num()
+#define MAX_THREADS omp_get_max_threads()
+#else
+#define THREAD 0
+#define MAX_THREADS 1
 #endif
 
 #define INLINE static inline __attribute__((always_inline))
@@ -62,26 +67,34 @@ INLINE void accumulate_row(const void *restrict y, int bf16, long p0, long wc, d
     }
 }
 
+/* sum[ch] = the threads' partial sums (threads, 2, n) at every index j with j % c == ch, added in thread
+ * order: a run's sums do not depend on which thread finishes first (same seed, same threads: same bits) */
+static void reduce_in_order(const double *part, int threads, long n, int c, double *sum, double *sum2) {
+    memset(sum, 0, sizeof(double) * c);
+    memset(sum2, 0, sizeof(double) * c);
+    for (int t = 0; t < threads; t++)
+        for (long j = 0; j < n; j++) {
+            sum[j % c] += part[(size_t)t * 2 * n + j];
+            sum2[j % c] += part[(size_t)t * 2 * n + n + j];
+        }
+}
+
 /* Per-channel sum and sum of squares of y, as a (rows, W*C) matrix: the inner loop runs over W*C
  * contiguous values (it vectorises; a loop over C alone, 25-75 wide, does not), W is folded at the end. */
 INLINE void stats(const void *restrict y, int bf16, long rows, int w, int c, double *restrict sum,
                   double *restrict sumsq) {
     const long wc = (long)w * c;
-    memset(sum, 0, sizeof(double) * c);
-    memset(sumsq, 0, sizeof(double) * c);
-    #pragma omp parallel
+    const int threads = MAX_THREADS;
+    double *part = calloc((size_t)threads * 2 * wc, sizeof(double));  /* each thread's sums, (threads, 2, W*C) */
+    #pragma omp parallel num_threads(threads)
     {
-        double *restrict s = calloc(2 * wc, sizeof(double)), *restrict q = s + wc;
+        double *restrict s = part + (size_t)THREAD * 2 * wc, *restrict q = s + wc;
         #pragma omp for schedule(static)
         for (long r = 0; r < rows; r++)
             accumulate_row(y, bf16, r * wc, wc, s, q);
-        #pragma omp critical
-        for (long j = 0; j < wc; j++) {
-            sum[j % c] += s[j];
-            sumsq[j % c] += q[j];
-        }
-        free(s);
     }
+    reduce_in_order(part, threads, wc, c, sum, sumsq);
+    free(part);
 }
 
 void channel_stats_f32(const void *y, long rows, int w, int c, double *sum, double *sumsq) {
@@ -248,16 +261,16 @@ INLINE void backward_sums(const void *restrict y, int bf16, int b, int h, int w,
                           float keep_scale, double *restrict sum_g, double *restrict sum_gy) {
     const int ho = h / 2, wo = w / 2, cp = (c + LANES - 1) / LANES * LANES;
     const long wc = (long)w * c;
-    memset(sum_g, 0, sizeof(double) * c);
-    memset(sum_gy, 0, sizeof(double) * c);
-    #pragma omp parallel
+    const int threads = MAX_THREADS;
+    double *part = calloc((size_t)threads * 2 * cp, sizeof(double));  /* each thread's sums, (threads, 2, CP) */
+    #pragma omp parallel num_threads(threads)
     {
         float *restrict tmp = malloc(sizeof(float) * wc);
         float *restrict top = malloc(sizeof(float) * 2 * w * cp), *restrict bottom = top + (long)w * cp;
         float *restrict g = malloc(sizeof(float) * wo * cp);
         uint8_t *restrict k = malloc((size_t)wo * cp);
         float *restrict s = calloc(2 * (size_t)cp, sizeof(float)), *restrict q = s + cp;
-        double *restrict sd = calloc(2 * (size_t)cp, sizeof(double)), *restrict qd = sd + cp;
+        double *restrict sd = part + (size_t)THREAD * 2 * cp, *restrict qd = sd + cp;
         #pragma omp for schedule(static)
         for (long row = 0; row < (long)b * ho; row++) {
             const long bi = row / ho, i = row % ho, p0 = (bi * h + 2 * i) * wc;
@@ -282,18 +295,20 @@ INLINE void backward_sums(const void *restrict y, int bf16, int b, int h, int w,
                 s[ch] = q[ch] = 0.0f;
             }
         }
-        #pragma omp critical
-        for (int ch = 0; ch < c; ch++) {
-            sum_g[ch] += sd[ch];
-            sum_gy[ch] += qd[ch];
-        }
         free(tmp);
         free(top);
         free(g);
         free(k);
         free(s);
-        free(sd);
     }
+    memset(sum_g, 0, sizeof(double) * c);
+    memset(sum_gy, 0, sizeof(double) * c);
+    for (int t = 0; t < threads; t++)  /* in thread order, as reduce_in_order */
+        for (int ch = 0; ch < c; ch++) {
+            sum_g[ch] += part[(size_t)t * 2 * cp + ch];
+            sum_gy[ch] += part[(size_t)t * 2 * cp + cp + ch];
+        }
+    free(part);
 }
 
 void backward_sums_f32(const void *y, int b, int h, int w, int c, const float *grad_out, const float *out,

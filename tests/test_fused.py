@@ -222,3 +222,23 @@ def test_a_compiler_without_openmp_still_builds_the_kernels(tmp_path):
     status, threads, diff = done.stdout.strip().split(" | ")
     assert "-fopenmp" not in status and status.startswith("built with") and threads == "1"
     assert float(diff) < 1e-5
+
+
+def test_block_is_bit_for_bit_repeatable_on_several_threads(path):
+    """Same input, same seed, same threads -> the same bits (resume and reruns depend on it): the C kernels
+    add their threads' partial sums in thread order, not in the order threads finish."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(5):
+            block = _random_block(25, 50, 0.2, seed=6)
+            x = torch.randn(32, 25, 14, 14, generator=torch.Generator().manual_seed(7)).requires_grad_()
+            torch.manual_seed(8)
+            out = conv_block_train(x, block.model[0], block.model[1], 0.2)
+            out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
+            runs.append([out.detach(), x.grad, block.model[1].weight.grad, block.model[1].running_var])
+        for run in runs[1:]:
+            assert all(torch.equal(a, b) for a, b in zip(run, runs[0]))
+    finally:
+        torch.set_num_threads(threads)
