@@ -6,7 +6,8 @@
 The C file is plain C99 + OpenMP with no torch headers, so the build takes about a second; the shared
 library is cached in <cache>/native/ under a name that hashes the source, the compiler command and the
 CPU's feature flags (-march=native), so an edit, another compiler or another CPU builds afresh. The
-build writes a temporary file and renames it: a killed build leaves nothing half-written behind.
+build compiles into a temporary folder and moves the result in with handsign.atomic: a killed build
+leaves nothing half-written behind.
 Nothing here is required: without it handsign.fused runs the same math in torch ops (slower).
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch  # first: torch loads its libgomp.so.1, which the C library then shares (one OpenMP pool)
 
+from handsign.atomic import atomic_open
 from handsign.data import cache_dir
 
 SOURCE = Path(__file__).with_name("fused_block.c")
@@ -64,16 +66,14 @@ def _build(compiler: str, options: list[str]) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a library others could write is code they run
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        done = subprocess.run([*command, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=120)
+    with tempfile.TemporaryDirectory() as tmp:  # the compiler's output, then handsign's one atomic write
+        built = Path(tmp) / target.name
+        done = subprocess.run([*command, str(SOURCE), "-o", str(built)], capture_output=True, text=True,
+                              timeout=120)
         if done.returncode:
             raise OSError((done.stderr.strip().splitlines() or ["no output"])[-1])
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with atomic_open(target, mode=0o755) as f:
+            f.write(built.read_bytes())
     return target
 
 
