@@ -163,24 +163,25 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
         **course_epoch(model, loader, opt, course_transforms(), steps=steps), "model": "cnn", "batch_size": 32,
         "train_flops_per_image": 3 * flops_per_image(model)}
     variants = [("handsign loop, unfused blocks (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug",
-                 {}, False),
-                ("handsign loop (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug", {}, True),
+                 {}, "plain"),
+                ("handsign loop (course CNN, batch 32, course aug per image)", "course-asl-cnn-aug", {}, "default"),
                 ("handsign loop, unfused blocks (course CNN, batch 256, course aug per image, channels-last)",
-                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256}, False),
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256}, "plain"),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last)", "course-asl-cnn-aug",
-                 {"channels_last": True, "batch_size": 256}, True),
+                 {"channels_last": True, "batch_size": 256}, "default"),
                 ("handsign loop, blocks in torch ops (course CNN, batch 256, course aug per image, channels-last, "
                  "bf16 autocast)", "course-asl-cnn-aug",
                  {"channels_last": True, "batch_size": 256, "precision": "bf16"}, "torch-ops"),
                 ("handsign loop (course CNN, batch 256, course aug per image, channels-last, bf16 autocast)",
-                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256, "precision": "bf16"}, True),
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 256, "precision": "bf16"}, "default"),
                 ("handsign loop (course CNN, batch 512, course aug per image, channels-last, bf16 autocast)",
-                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 512, "precision": "bf16"}, True)]
-    variants += [(f"handsign loop ({r} recipe)", r, {}, True) for r in recipes]
-    for label, recipe, extra, fused in variants:
-        # False: ConvBlock's plain nn.Sequential in training too; "torch-ops": handsign.fused without its C kernels
-        ConvBlock.fused = bool(fused)
-        fused_mod.native_enabled = fused is True
+                 "course-asl-cnn-aug", {"channels_last": True, "batch_size": 512, "precision": "bf16"}, "default")]
+    variants += [(f"handsign loop ({r} recipe)", r, {}, "default") for r in recipes]
+    # blocks: "default" = handsign.fused, in C where fused_block.c builds; "torch-ops" = handsign.fused without
+    # its C kernels; "plain" = ConvBlock's nn.Sequential in training too (the ablations)
+    for label, recipe, extra, blocks in variants:
+        ConvBlock.fused = blocks != "plain"
+        fused_mod.native_enabled = blocks == "default"
         cfg = make_config(recipe, **extra)
         n = min(len(data), steps * cfg.batch_size)
         subset = data.subset(torch.arange(n))
@@ -189,7 +190,8 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
         opt = make_optimizer(model, cfg)
         handsign_epoch(model, data.subset(torch.arange(min(len(data), 3 * cfg.batch_size))), cfg, opt)  # warm-up
         out[label] = {**handsign_epoch(model, subset, cfg, opt), "model": cfg.model, "batch_size": cfg.batch_size,
-                      "fused_blocks": fused, "train_flops_per_image": 3 * flops_per_image(model)}
+                      "fused_blocks": blocks != "plain", "conv_blocks": blocks,
+                      "train_flops_per_image": 3 * flops_per_image(model)}
     ConvBlock.fused, fused_mod.native_enabled = True, True
     return out
 
