@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from handsign.errors import HandsignError
+from handsign.groups import LEGACY_SIMILARITY, SIMILARITY
 from handsign.preprocess import PREPROCESS_PRESETS
 
 DATASETS = ("mnist", "sign_mnist", "folder")
@@ -52,6 +53,7 @@ class TrainConfig:
     valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
     valid_from_test: bool = False    # course behaviour: use the test file as validation
     valid_split: str = "random"      # random | groups (hold out whole groups of near-copies: handsign.groups)
+    group_similarity: float = SIMILARITY  # groups: cosine similarity above which two images are near-copies
     seed: int = 0                    # seeds weights, shuffling, dropout and augmentation
     limit: int = 0                   # use only the first N training samples (0 = all)
     data_dir: str = ""               # data root ("" = $HANDSIGN_DATA or ./data)
@@ -95,6 +97,8 @@ class TrainConfig:
             bad("ema", f"must be in [0, 1) (a decay per step; 0 = off), got {self.ema!r}")
         if self.weight_decay < 0:
             bad("weight-decay", f"must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.group_similarity < 1:
+            bad("group-similarity", f"must be in (0, 1), got {self.group_similarity!r}")
         if not self.valid_from_test and not 0 < self.valid_fraction < 1:
             bad("valid-fraction", f"must be in (0, 1), got {self.valid_fraction!r}")
         if self.limit < 0:
@@ -111,6 +115,8 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise HandsignError(f"unknown config field(s): {', '.join(unknown)}")
+        if d.get("valid_split") == "groups" and "group_similarity" not in d:
+            d = {**d, "group_similarity": LEGACY_SIMILARITY}  # saved before the field: split as it was then
         return cls(**d)
 
     def to_argv(self) -> list[str]:

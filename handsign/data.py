@@ -21,7 +21,7 @@ from handsign import preprocess as pp
 from handsign.atomic import atomic_open
 from handsign.datasets import ASL_LETTERS, require, resolve_data_dir
 from handsign.errors import DataError
-from handsign.groups import near_duplicate_groups, split_by_groups
+from handsign.groups import SIMILARITY, near_duplicate_groups, split_by_groups
 
 DIGITS = "0123456789"
 MNIST_FILES = {
@@ -309,11 +309,13 @@ def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder
     raise DataError(f"unknown dataset {name!r}; choose mnist, sign_mnist or folder")
 
 
-def split_train_valid(ds: Dataset, fraction: float, seed: int, by: str = "random") -> tuple[Dataset, Dataset]:
+def split_train_valid(ds: Dataset, fraction: float, seed: int, by: str = "random",
+                      similarity: float = SIMILARITY) -> tuple[Dataset, Dataset]:
     """Seeded, stratified split: each class gives `fraction` of its samples to valid. by="groups" holds
-    out whole groups of near-copies instead of single images (handsign.groups: why, and what it costs)."""
+    out whole groups of near-copies (pairs above `similarity`) instead of single images (handsign.groups:
+    why, and what it costs)."""
     if by == "groups":
-        ids = near_duplicate_groups(ds.images, cache=cache_dir())
+        ids = near_duplicate_groups(ds.images, similarity, cache=cache_dir())
         train_idx, valid_idx = split_by_groups(ids, ds.labels, len(ds.classes), fraction, seed)
         return ds.subset(train_idx), ds.subset(valid_idx)
     g = torch.Generator().manual_seed(seed)

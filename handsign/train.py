@@ -92,7 +92,8 @@ def prepare_data(cfg: TrainConfig) -> Splits:
         notes.append("validating on the TEST file, as the course did: valid and test are the same data, "
                      "so the validation numbers are not an unbiased estimate")
     else:
-        train, valid = split_train_valid(full, cfg.valid_fraction, cfg.seed, by=cfg.valid_split)
+        train, valid = split_train_valid(full, cfg.valid_fraction, cfg.seed, by=cfg.valid_split,
+                                         similarity=cfg.group_similarity)
     if len(train) == 0 or len(valid) == 0:
         raise HandsignError(f"too little data: {len(train)} train and {len(valid)} valid samples "
                             f"(raise --limit or --valid-fraction)")

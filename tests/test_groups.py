@@ -70,3 +70,43 @@ def test_too_many_images_for_pairwise_groups_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(groups, "MAX_IMAGES", 10)  # 20 images: over the (lowered) limit
     with pytest.raises(HandsignError, match="--valid-split random"):
         split_train_valid(ds, 0.2, seed=0, by="groups")
+
+
+def test_group_similarity_sets_how_near_a_copy_must_be(tmp_path, monkeypatch):
+    """Copies about 0.97 alike are one group at 0.95 and strangers at 0.99: the threshold is what
+    `--group-similarity` passes down, and the split follows it."""
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path))
+    ds, origin = near_copies(n_sources=30, copies=4)
+    g = torch.Generator().manual_seed(1)
+    noisy = (ds.images.float() + torch.randn(ds.images.shape, generator=g) * 13).clamp(0, 255).to(torch.uint8)
+    ds = Dataset(noisy, ds.labels, ds.classes, ds.name, ds.source)  # copies now ~0.97 alike
+    assert len(torch.unique(near_duplicate_groups(ds.images, 0.95))) == 30
+    assert len(torch.unique(near_duplicate_groups(ds.images, 0.99))) == len(ds)
+    key = lambda x: bytes(x.numpy())  # noqa: E731
+    src = {key(x): int(o) for x, o in zip(ds.images, origin)}
+
+    def straddling(similarity):  # sources with copies on both sides of the split
+        tr, va = split_train_valid(ds, 0.2, seed=0, by="groups", similarity=similarity)
+        return {src[key(x)] for x in tr.images} & {src[key(x)] for x in va.images}
+
+    assert not straddling(0.95) and straddling(0.99)
+
+
+def test_group_similarity_is_checked_saved_and_kept_for_old_runs():
+    import pytest
+
+    from handsign.config import TrainConfig
+    from handsign.errors import HandsignError
+    from handsign.groups import LEGACY_SIMILARITY, SIMILARITY
+
+    cfg = make_config("fast-asl", valid_split="groups")
+    assert cfg.group_similarity == SIMILARITY and TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert make_config("fast-asl", group_similarity=0.9).to_argv()[-2:] == ["--group-similarity", "0.9"]
+    for bad in (0, 1, 1.5, -0.2):
+        with pytest.raises(HandsignError, match="--group-similarity"):
+            make_config(group_similarity=bad)
+    old = cfg.to_dict()
+    del old["group_similarity"]  # a run saved before the field: it was split at the old threshold
+    assert TrainConfig.from_dict(old).group_similarity == LEGACY_SIMILARITY != SIMILARITY
+    old["valid_split"] = "random"  # (a random split has no threshold to keep)
+    assert TrainConfig.from_dict(old).group_similarity == SIMILARITY
