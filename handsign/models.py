@@ -128,7 +128,7 @@ def for_inference(model: nn.Module) -> nn.Module:
     function, to float32 rounding), its max-pool moved before its ReLU (they commute exactly: ReLU is
     monotonic, and eval-mode Dropout is the identity), so ReLU touches a 4x smaller tensor, and, on CPU,
     channels-last. On 2 cores folding ran the course CNN at batch 256 in 16 ms instead of 42 ms (BatchNorm
-    is slow in channels-last); pooling first takes a quarter off what is left for the narrow fast-asl CNN.
+    is slow in channels-last); pooling first takes a quarter off what is left for round three's narrow fast-asl CNN.
     The copy has no BatchNorm keys: evaluate with it, never save it."""
     net = copy.deepcopy(model).eval()
     for block in net.modules():
