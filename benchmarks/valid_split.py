@@ -23,16 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's handsign, not an installed one
 
 from handsign.data import load_dataset  # noqa: E402
-from handsign.groups import near_duplicate_groups, split_by_groups  # noqa: E402
+from handsign.groups import near_duplicate_groups, split_by_groups, unit_rows  # noqa: E402
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
-
-
-def unit_rows(images: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) uint8 -> (N, H*W) mean-centred rows of unit length (handsign.groups' measure)."""
-    x = images.reshape(len(images), -1).float()
-    x = x - x.mean(1, keepdim=True)
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)
 
 
 def nearest_similarity(queries: torch.Tensor, reference: torch.Tensor, chunk: int = 2048) -> torch.Tensor:

@@ -34,6 +34,14 @@ CHUNK = 2048       # rows of the similarity matrix at a time: 2048 x 27,455 floa
 MAX_IMAGES = 100_000  # every pair is compared: 10^5 images of 28x28 = 16 TFLOP, minutes on a laptop CPU
 
 
+def unit_rows(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C*H*W) float rows, mean-centred and of unit length: their dot products are the
+    similarity this module compares against SIMILARITY."""
+    x = images.reshape(len(images), -1).float()
+    x = x - x.mean(1, keepdim=True)
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)  # a flat image has no near-copies but itself
+
+
 def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
                           cache: Path | None = None) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N,) int64 group ids (0..G-1): connected components of near-copy pairs.
@@ -54,9 +62,7 @@ def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
                 return torch.from_numpy(ids).long()
         except (OSError, ValueError):
             pass  # a damaged cache file is recomputed
-    x = images.reshape(len(images), -1).float()
-    x = x - x.mean(1, keepdim=True)
-    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)  # a flat image has no near-copies but itself
+    x = unit_rows(images)
     rows, cols = [], []
     for start in range(0, len(x), CHUNK):
         r, c = (x[start:start + CHUNK] @ x.T > similarity).nonzero(as_tuple=True)

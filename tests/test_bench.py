@@ -80,3 +80,16 @@ def test_select_fast_smoke_writes_every_epoch_and_the_split_it_chose_on(real_dat
     assert runs["mnist-base"]["valid_split"] == "random" and len(runs["mnist-base"]["valid_acc_per_epoch_pct"]) == 5
     printed = [line for line in r.stdout.splitlines() if line.startswith(("n12-13", "mnist-base"))]
     assert len(printed) == 2 and not any("test" in line for line in printed)  # valid only: choose before test
+
+
+def test_valid_split_measures_how_far_held_out_images_are(real_data_dir, tmp_path):
+    out = tmp_path / "split.json"
+    r = subprocess.run([sys.executable, "benchmarks/valid_split.py", "--data-dir", str(real_data_dir),
+                        "--thresholds", "0.99", "--seeds", "0", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {x["split"]: x for x in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"test file", "random 10 %", "groups at 0.99"}
+    assert rows["random 10 %"]["q10"] > 0.99  # a random split holds out near-copies of training images
+    assert rows["groups at 0.99"]["q90"] <= 0.99  # a grouped one never does: they would be one group
+    assert 0.5 < rows["test file"]["q50"] < 0.95 and "| groups at 0.99 | " in r.stdout
