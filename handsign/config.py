@@ -14,7 +14,6 @@ import re
 from dataclasses import dataclass, field
 
 from handsign.errors import HandsignError
-from handsign.groups import LEGACY_SIMILARITY, SIMILARITY
 from handsign.preprocess import PREPROCESS_PRESETS
 
 DATASETS = ("mnist", "sign_mnist", "folder")
@@ -23,6 +22,10 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 AUGMENTS = ("none", "course", "hands", "digits", "photo")  # presets in handsign.transforms
 VALID_SPLITS = ("random", "groups")  # handsign.groups explains "groups"
 PRECISIONS = ("fp32", "bf16", "auto")
+# --valid-split groups: cosine similarity above which two images are near-copies (handsign.groups says why
+# 0.99), and the threshold of runs saved before it was a field (here, not in groups.py: config imports no torch)
+GROUP_SIMILARITY = 0.99
+LEGACY_GROUP_SIMILARITY = 0.95
 # field -> its valid values (the flag's choices, the check's list)
 CHOICES = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augment": AUGMENTS,
            "preprocess": PREPROCESS_PRESETS, "valid_split": VALID_SPLITS, "precision": PRECISIONS}
@@ -53,7 +56,7 @@ class TrainConfig:
     valid_fraction: float = 0.1      # share of train carved out (seeded, stratified) as valid
     valid_from_test: bool = False    # course behaviour: use the test file as validation
     valid_split: str = "random"      # random | groups (hold out whole groups of near-copies: handsign.groups)
-    group_similarity: float = SIMILARITY  # groups: cosine similarity above which two images are near-copies
+    group_similarity: float = GROUP_SIMILARITY  # groups: cosine similarity above which two images are near-copies
     seed: int = 0                    # seeds weights, shuffling, dropout and augmentation
     limit: int = 0                   # use only the first N training samples (0 = all)
     data_dir: str = ""               # data root ("" = $HANDSIGN_DATA or ./data)
@@ -116,7 +119,7 @@ class TrainConfig:
         if unknown:
             raise HandsignError(f"unknown config field(s): {', '.join(unknown)}")
         if d.get("valid_split") == "groups" and "group_similarity" not in d:
-            d = {**d, "group_similarity": LEGACY_SIMILARITY}  # saved before the field: split as it was then
+            d = {**d, "group_similarity": LEGACY_GROUP_SIMILARITY}  # saved before the field: split as it was then
         return cls(**d)
 
     def to_argv(self) -> list[str]:

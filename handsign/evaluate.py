@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
+from handsign.config import LEGACY_GROUP_SIMILARITY
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.errors import HandsignError
-from handsign.groups import LEGACY_SIMILARITY
 from handsign.meta import ModelMeta
 from handsign.models import for_inference
 from handsign.plots import confusion_matrix, image_grid
@@ -41,7 +41,7 @@ def _dataset_for(meta: ModelMeta, split: str, data_dir):
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0),
                              by=cfg.get("valid_split", "random"),
                              # a run saved before the field existed was split at the old threshold
-                             similarity=cfg.get("group_similarity", LEGACY_SIMILARITY))[1]
+                             similarity=cfg.get("group_similarity", LEGACY_GROUP_SIMILARITY))[1]
 
 
 @torch.inference_mode()

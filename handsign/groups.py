@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from handsign.atomic import atomic_open
+from handsign.config import GROUP_SIMILARITY
 from handsign.errors import HandsignError
 
-SIMILARITY = 0.99  # cosine similarity of mean-centred pixels above which two images are near-copies
-LEGACY_SIMILARITY = 0.95  # the threshold before `group_similarity` was saved with a run (rounds two to four)
+# cosine similarity of mean-centred pixels above which two images are near-copies (`--group-similarity`)
+SIMILARITY = GROUP_SIMILARITY
 CHUNK = 2048       # rows of the similarity matrix at a time: 2048 x 27,455 floats = 225 MB
 MAX_IMAGES = 100_000  # every pair is compared: 10^5 images of 28x28 = 16 TFLOP, minutes on a laptop CPU
 

@@ -95,9 +95,10 @@ def test_group_similarity_sets_how_near_a_copy_must_be(tmp_path, monkeypatch):
 def test_group_similarity_is_checked_saved_and_kept_for_old_runs():
     import pytest
 
+    from handsign.config import GROUP_SIMILARITY as SIMILARITY
+    from handsign.config import LEGACY_GROUP_SIMILARITY as LEGACY_SIMILARITY
     from handsign.config import TrainConfig
     from handsign.errors import HandsignError
-    from handsign.groups import LEGACY_SIMILARITY, SIMILARITY
 
     cfg = make_config("fast-asl", valid_split="groups")
     assert cfg.group_similarity == SIMILARITY and TrainConfig.from_dict(cfg.to_dict()) == cfg
