@@ -19,9 +19,10 @@ import torch
 
 from handsign import preprocess as pp
 from handsign.atomic import atomic_open
+from handsign.config import GROUP_SIMILARITY
 from handsign.datasets import ASL_LETTERS, require, resolve_data_dir
 from handsign.errors import DataError
-from handsign.groups import SIMILARITY, near_duplicate_groups, split_by_groups
+from handsign.groups import near_duplicate_groups, split_by_groups
 
 DIGITS = "0123456789"
 MNIST_FILES = {
@@ -310,7 +311,7 @@ def load_dataset(name: str, split: str = "train", data_dir=None, *, image_folder
 
 
 def split_train_valid(ds: Dataset, fraction: float, seed: int, by: str = "random",
-                      similarity: float = SIMILARITY) -> tuple[Dataset, Dataset]:
+                      similarity: float = GROUP_SIMILARITY) -> tuple[Dataset, Dataset]:
     """Seeded, stratified split: each class gives `fraction` of its samples to valid. by="groups" holds
     out whole groups of near-copies (pairs above `similarity`) instead of single images (handsign.groups:
     why, and what it costs)."""

@@ -5,7 +5,7 @@ rotations, filters and brightness changes, so nearly every training image has a 
 training file (cosine similarity of mean-centred pixels >= 0.994 for 99 % of them), while a test
 image's nearest training image is farther (median 0.85). A random validation split is therefore
 almost a copy of the training split: it reaches 100 % within a few epochs and cannot choose between
-settings. Holding out whole groups of near-copies (pairs above SIMILARITY, joined transitively, each
+settings. Holding out whole groups of near-copies (pairs above GROUP_SIMILARITY, joined transitively, each
 group of one label) gives validation images whose nearest training image is as far as a test image's.
 
 The threshold decides how far. benchmarks/valid_split.py measures the nearest-training-image
@@ -29,21 +29,19 @@ from handsign.atomic import atomic_open
 from handsign.config import GROUP_SIMILARITY
 from handsign.errors import HandsignError
 
-# cosine similarity of mean-centred pixels above which two images are near-copies (`--group-similarity`)
-SIMILARITY = GROUP_SIMILARITY
 CHUNK = 2048       # rows of the similarity matrix at a time: 2048 x 27,455 floats = 225 MB
 MAX_IMAGES = 100_000  # every pair is compared: 10^5 images of 28x28 = 16 TFLOP, minutes on a laptop CPU
 
 
 def unit_rows(images: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, C*H*W) float rows, mean-centred and of unit length: their dot products are the
-    similarity this module compares against SIMILARITY."""
+    similarity this module compares against GROUP_SIMILARITY (`--group-similarity`)."""
     x = images.reshape(len(images), -1).float()
     x = x - x.mean(1, keepdim=True)
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-6)  # a flat image has no near-copies but itself
 
 
-def near_duplicate_groups(images: torch.Tensor, similarity: float = SIMILARITY,
+def near_duplicate_groups(images: torch.Tensor, similarity: float = GROUP_SIMILARITY,
                           cache: Path | None = None) -> torch.Tensor:
     """(N, C, H, W) uint8 -> (N,) int64 group ids (0..G-1): connected components of near-copy pairs.
 
