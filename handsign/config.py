@@ -118,9 +118,7 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise HandsignError(f"unknown config field(s): {', '.join(unknown)}")
-        if d.get("valid_split") == "groups" and "group_similarity" not in d:
-            d = {**d, "group_similarity": LEGACY_GROUP_SIMILARITY}  # saved before the field: split as it was then
-        return cls(**d)
+        return cls(**{**d, "group_similarity": saved_group_similarity(d)})
 
     def to_argv(self) -> list[str]:
         """The `handsign train` flags that rebuild this config: --recipe and every flag field that differs
@@ -189,6 +187,13 @@ RECIPES: dict[str, dict] = {
                      "label_smoothing": 0.1, "augment": "photo", "preprocess": "photo"},
     },
 }
+
+
+def saved_group_similarity(saved: dict) -> float:
+    """The grouped split's threshold of a saved run config (a config.json dict): its own, or, for a grouped run
+    saved before the field existed, the threshold it was split at then."""
+    legacy = saved.get("valid_split") == "groups"
+    return saved.get("group_similarity", LEGACY_GROUP_SIMILARITY if legacy else GROUP_SIMILARITY)
 
 
 def flag_fields() -> list[dataclasses.Field]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
-from handsign.config import LEGACY_GROUP_SIMILARITY
+from handsign.config import saved_group_similarity
 from handsign.data import Dataset, load_dataset, split_train_valid
 from handsign.errors import HandsignError
 from handsign.meta import ModelMeta
@@ -39,9 +39,7 @@ def _dataset_for(meta: ModelMeta, split: str, data_dir):
     if cfg.get("limit"):
         full = full.subset(torch.arange(min(cfg["limit"], len(full))))
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0),
-                             by=cfg.get("valid_split", "random"),
-                             # a run saved before the field existed was split at the old threshold
-                             similarity=cfg.get("group_similarity", LEGACY_GROUP_SIMILARITY))[1]
+                             by=cfg.get("valid_split", "random"), similarity=saved_group_similarity(cfg))[1]
 
 
 @torch.inference_mode()
