@@ -8,6 +8,8 @@ Rounds three to five's selections (issue 15; docs/fast.md) are these candidates.
 (handsign/groups.py). fast-mnist candidates use the random split (MNIST has no near-copies).
 `--group-similarity` is the grouped split's near-copy threshold (rounds three and four: 0.95; round five:
 0.98, then 0.99, the default now, whose held-out photos are as far from training as the test file's).
+Each run also records which valid images its last epoch misreads; where several candidates share a split,
+the script prints how many of those every candidate misreads (round six: MNIST's floor, docs/fast.md).
 
 Each run trains with 1 torch thread; `--jobs N` runs N of them at once in separate processes (on 2
 cores, two 1-thread runs finish about 1.5x sooner than one after the other), so the seconds compare
@@ -67,29 +69,58 @@ CANDIDATES = {
     "halfgeo": ("fast-asl", {"epochs": 13, "augment": "photo-halfgeo", "model_args": NARROW}),
     "course-10": ("fast-asl", {"epochs": 10, "model_args": COURSE_WIDTH}),
     "w20-12": ("fast-asl", {"epochs": 12, "model_args": W20}),
+    # round six, fast-mnist: no label smoothing, milder augmentation, two blocks (7x7 maps into the dense
+    # layer), and two convs at 28x28 and at 14x14 before pooling (benchmark-only "cnn2", torch ops, ~2x the time)
+    "mnist-ls0": ("fast-mnist", {"label_smoothing": 0.0}),
+    "mnist-mild": ("fast-mnist", {"augment": "digits-mild"}),
+    "mnist-2blk24": ("fast-mnist", {"model_args": {"channels": [24, 48], "dropouts": [0, 0.2], "hidden": 256}}),
+    "mnist-2blk32": ("fast-mnist", {"model_args": {"channels": [32, 64], "dropouts": [0, 0.2], "hidden": 256}}),
+    "mnist-cnn2": ("fast-mnist", {"model": "cnn2", "model_args": {}}),
 }
-# round five's augmentation variants: the `photo` preset with one setting changed (benchmark-only presets)
-PHOTO_VARIANTS = {"photo-noflip": {"hflip_p": 0.0}, "photo-mild": {"p": 0.5},
-                  "photo-halfgeo": {"rotation_deg": 6.0, "zoom": (0.9, 1.1), "shift": 0.06, "tilt": 0.03}}
+# augmentation variants (benchmark-only presets): a preset with some settings changed. Round five: `photo`;
+# round six: `digits` with half its rotation and less zoom and shift
+VARIANTS = {"photo-noflip": ("photo", {"hflip_p": 0.0}), "photo-mild": ("photo", {"p": 0.5}),
+            "photo-halfgeo": ("photo", {"rotation_deg": 6.0, "zoom": (0.9, 1.1), "shift": 0.06, "tilt": 0.03}),
+            "digits-mild": ("digits", {"rotation_deg": 5.0, "crop_scale": (0.9, 1.0), "translate": 0.06})}
 
 
-def register_photo_variants():
-    """Add PHOTO_VARIANTS to the augmentation presets of this process (a worker's), so configs accept them."""
+def register_variants():
+    """Add VARIANTS to the augmentation presets and "cnn2" to the models of this process (a worker's)."""
     import dataclasses
 
     import handsign.config as config
+    import handsign.models as models
     import handsign.transforms as transforms
 
-    for name, changes in PHOTO_VARIANTS.items():
-        transforms.AUGMENT_PRESETS[name] = dataclasses.replace(transforms.AUGMENT_PRESETS["photo"], **changes)
-    config.AUGMENTS = tuple(dict.fromkeys((*config.AUGMENTS, *PHOTO_VARIANTS)))
+    for name, (base, changes) in VARIANTS.items():
+        transforms.AUGMENT_PRESETS[name] = dataclasses.replace(transforms.AUGMENT_PRESETS[base], **changes)
+    config.AUGMENTS = tuple(dict.fromkeys((*config.AUGMENTS, *VARIANTS)))
+    models.MODELS["cnn2"] = two_conv_cnn
+
+
+def two_conv_cnn(num_classes=10, in_channels=1, image_size=28, stages=((16, 16), (32, 32), (64,)), hidden=256):
+    """VGG-style: per stage, [3x3 conv -> BatchNorm -> ReLU] per width, then 2x2 max-pool; then the fast
+    CNN's head (Flatten -> Linear -> Dropout 0.3 -> ReLU -> Linear). Stages (16,16),(32,32),(64,): 28 -> 14 -> 7 -> 3."""
+    from torch import nn
+
+    layers, c = [], in_channels
+    for widths in stages:
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        layers.append(nn.MaxPool2d(2))
+    side = image_size // 2 ** len(stages)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.Dropout(0.3), nn.ReLU(),
+                         nn.Linear(hidden, num_classes))
 
 
 def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: float | None = None) -> dict:
-    from handsign.config import make_config  # imported in the worker process
-    from handsign.train import train
+    from handsign.checkpoint import load_model  # imported in the worker process
+    from handsign.config import make_config
+    from handsign.evaluate import predict_tensors
+    from handsign.train import prepare_data, train
 
-    register_photo_variants()
+    register_variants()
     recipe, overrides = CANDIDATES[name]
     split = "random" if recipe == "fast-mnist" else "groups"
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,12 +128,29 @@ def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: f
                           group_similarity=group_similarity, data_dir=data_dir, out=str(Path(tmp) / "run"))
         start = time.perf_counter()
         r = train(cfg, log=lambda *a: None, show_progress=False)
+        seconds = time.perf_counter() - start
+        valid = prepare_data(cfg).valid  # the run's own split: which images the last epoch's model misreads
+        wrong = (predict_tensors(load_model(r.last).model, valid.images).argmax(1) != valid.labels).nonzero()
     return {"name": name, "recipe": recipe, "seed": seed, "overrides": overrides, "valid_split": split,
             "group_similarity": cfg.group_similarity if split == "groups" else None,
             "valid_acc_per_epoch_pct": [round(h["valid_acc"] * 100, 2) for h in r.history],
             "train_seconds": round(sum(h["seconds"] for h in r.history), 1),
-            "wall_seconds": round(time.perf_counter() - start, 1),
+            "wall_seconds": round(seconds, 1), "valid_images": len(valid), "valid_wrong": wrong.flatten().tolist(),
             "test_acc_last": r.metrics["last"].get("test_acc")}
+
+
+def shared_errors(runs: list) -> list[str]:
+    """Per split (recipe, seed) with two or more candidates: how many valid images every candidate misreads
+    and how many any does. A large shared core is a floor no candidate moves (ambiguous or mislabelled images)."""
+    lines, splits = [], {}
+    for r in runs:
+        splits.setdefault((r["recipe"], r["seed"]), []).append(r)
+    for (recipe, seed), rs in splits.items():
+        if len(rs) > 1:
+            sets = [set(r["valid_wrong"]) for r in rs]
+            lines.append(f"{recipe} split {seed}: {len(set.intersection(*sets))} valid images misread by all "
+                         f"{len(rs)} candidates, {len(set.union(*sets))} by any (each: {', '.join(map(str, map(len, sets)))})")
+    return lines
 
 
 def main(argv=None):
@@ -125,6 +173,7 @@ def main(argv=None):
             runs.append(r)
             print(f"{r['name']:<12} seed {r['seed']}: valid {r['valid_acc_per_epoch_pct'][-1]:.2f} % "
                   f"({r['valid_split']} split), {r['train_seconds']:.0f} s of training", flush=True)
+    print("\n".join(shared_errors(runs)))
     Path(args.out).write_text(json.dumps({"jobs": args.jobs, "limit": args.limit, "runs": runs}, indent=1))
     print(f"wrote {args.out} (test accuracies are in it, not printed)")
 

@@ -80,6 +80,23 @@ def test_select_fast_smoke_writes_every_epoch_and_the_split_it_chose_on(real_dat
     assert runs["mnist-base"]["valid_split"] == "random" and len(runs["mnist-base"]["valid_acc_per_epoch_pct"]) == 5
     printed = [line for line in r.stdout.splitlines() if line.startswith(("n12-13", "mnist-base"))]
     assert len(printed) == 2 and not any("test" in line for line in printed)  # valid only: choose before test
+    for x in runs.values():  # the misread valid images it records are the ones behind its last valid accuracy
+        wrong = x["valid_wrong"]
+        assert len(set(wrong)) == len(wrong) and all(0 <= i < x["valid_images"] for i in wrong)
+        assert round(100 * (1 - len(wrong) / x["valid_images"]), 2) == x["valid_acc_per_epoch_pct"][-1]
+
+
+def test_select_fast_counts_the_valid_errors_candidates_share(real_data_dir, tmp_path):
+    out = tmp_path / "select.json"
+    r = subprocess.run([sys.executable, "benchmarks/select_fast.py", "--data-dir", str(real_data_dir), "--only",
+                        "mnist-base", "mnist-mild", "mnist-cnn2", "--seeds", "0", "--limit", "600", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sets = [set(x["valid_wrong"]) for x in json.loads(out.read_text())["runs"]]
+    assert len(sets) == 3
+    line = (f"fast-mnist split 0: {len(set.intersection(*sets))} valid images misread by all 3 candidates, "
+            f"{len(set.union(*sets))} by any")
+    assert line in r.stdout
 
 
 def test_valid_split_measures_how_far_held_out_images_are(real_data_dir, tmp_path):
