@@ -118,6 +118,7 @@ def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: f
     from handsign.checkpoint import load_model  # imported in the worker process
     from handsign.config import make_config
     from handsign.evaluate import predict_tensors
+    from handsign.groups import near_duplicate_groups
     from handsign.train import prepare_data, train
 
     register_variants()
@@ -130,12 +131,16 @@ def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: f
         r = train(cfg, log=lambda *a: None, show_progress=False)
         seconds = time.perf_counter() - start
         valid = prepare_data(cfg).valid  # the run's own split: which images the last epoch's model misreads
-        wrong = (predict_tensors(load_model(r.last).model, valid.images).argmax(1) != valid.labels).nonzero()
+        wrong = (predict_tensors(load_model(r.last).model, valid.images).argmax(1) != valid.labels).nonzero().flatten()
+        # a grouped split holds out whole groups, so grouping its valid images alone finds the same groups:
+        # which source photo each misread image comes from
+        photos = near_duplicate_groups(valid.images, cfg.group_similarity)[wrong].tolist() if split == "groups" else None
     return {"name": name, "recipe": recipe, "seed": seed, "overrides": overrides, "valid_split": split,
             "group_similarity": cfg.group_similarity if split == "groups" else None,
             "valid_acc_per_epoch_pct": [round(h["valid_acc"] * 100, 2) for h in r.history],
             "train_seconds": round(sum(h["seconds"] for h in r.history), 1),
-            "wall_seconds": round(seconds, 1), "valid_images": len(valid), "valid_wrong": wrong.flatten().tolist(),
+            "wall_seconds": round(seconds, 1), "valid_images": len(valid), "valid_wrong": wrong.tolist(),
+            "valid_wrong_group": photos,
             "test_acc_last": r.metrics["last"].get("test_acc")}
 
 
@@ -148,8 +153,14 @@ def shared_errors(runs: list) -> list[str]:
     for (recipe, seed), rs in splits.items():
         if len(rs) > 1:
             sets = [set(r["valid_wrong"]) for r in rs]
-            lines.append(f"{recipe} split {seed}: {len(set.intersection(*sets))} valid images misread by all "
-                         f"{len(rs)} candidates, {len(set.union(*sets))} by any (each: {', '.join(map(str, map(len, sets)))})")
+            shared = set.intersection(*sets)
+            line = (f"{recipe} split {seed}: {len(shared)} valid images misread by all {len(rs)} candidates, "
+                    f"{len(set.union(*sets))} by any (each: {', '.join(map(str, map(len, sets)))})")
+            if rs[0]["valid_wrong_group"] is not None:  # the grouped split: how many source photos that is
+                group = {i: g for r in rs for i, g in zip(r["valid_wrong"], r["valid_wrong_group"])}
+                line += (f"; source photos: {len({group[i] for i in shared})} by all "
+                         f"(each: {', '.join(str(len(set(r['valid_wrong_group']))) for r in rs)})")
+            lines.append(line)
     return lines
 
 
@@ -171,8 +182,9 @@ def main(argv=None):
         for f in futures:
             r = f.result()
             runs.append(r)
+            photos = "" if r["valid_wrong_group"] is None else f", {len(set(r['valid_wrong_group']))} source photos misread"
             print(f"{r['name']:<12} seed {r['seed']}: valid {r['valid_acc_per_epoch_pct'][-1]:.2f} % "
-                  f"({r['valid_split']} split), {r['train_seconds']:.0f} s of training", flush=True)
+                  f"({r['valid_split']} split{photos}), {r['train_seconds']:.0f} s of training", flush=True)
     print("\n".join(shared_errors(runs)))
     Path(args.out).write_text(json.dumps({"jobs": args.jobs, "limit": args.limit, "runs": runs}, indent=1))
     print(f"wrote {args.out} (test accuracies are in it, not printed)")

@@ -84,6 +84,9 @@ def test_select_fast_smoke_writes_every_epoch_and_the_split_it_chose_on(real_dat
         wrong = x["valid_wrong"]
         assert len(set(wrong)) == len(wrong) and all(0 <= i < x["valid_images"] for i in wrong)
         assert round(100 * (1 - len(wrong) / x["valid_images"]), 2) == x["valid_acc_per_epoch_pct"][-1]
+    photos = runs["n12-13"]["valid_wrong_group"]  # grouped split: the source photo of each misread image
+    assert len(photos) == len(runs["n12-13"]["valid_wrong"]) and runs["mnist-base"]["valid_wrong_group"] is None
+    assert f"groups split, {len(set(photos))} source photos misread)" in printed[0]
 
 
 def test_select_fast_counts_the_valid_errors_candidates_share(real_data_dir, tmp_path):
