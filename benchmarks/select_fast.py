@@ -79,6 +79,13 @@ CANDIDATES = {
     # round six, outside the clock (about 3x it): does a larger budget reach 99.6 % on validation at all?
     "mnist-e15": ("fast-mnist", {"epochs": 15}),
     "mnist-cnn2-e15": ("fast-mnist", {"model": "cnn2", "model_args": {}, "epochs": 15}),
+    # round seven, fast-mnist: smaller batches (more steps per epoch), and the clock's whole budget: the recipe
+    # for 9 epochs, cnn2 for 8 (torch ops, so over the clock; it asks whether C kernels for it would pay)
+    "mnist-bs64": ("fast-mnist", {"batch_size": 64, "lr": 3e-3}),
+    "mnist-e9": ("fast-mnist", {"epochs": 9}),
+    "mnist-cnn2-e8": ("fast-mnist", {"model": "cnn2", "model_args": {}, "epochs": 8}),
+    # round seven, fast-asl outside the clock (3x the recipe's epochs): does more training read every held-out photo?
+    "w20-36": ("fast-asl", {"epochs": 36, "model_args": W20}),
 }
 # augmentation variants (benchmark-only presets): a preset with some settings changed. Round five: `photo`;
 # round six: `digits` with half its rotation and less zoom and shift
