@@ -113,3 +113,18 @@ def test_valid_split_measures_how_far_held_out_images_are(real_data_dir, tmp_pat
     assert rows["random 10 %"]["q10"] > 0.99  # a random split holds out near-copies of training images
     assert rows["groups at 0.99"]["q90"] <= 0.99  # a grouped one never does: they would be one group
     assert 0.5 < rows["test file"]["q50"] < 0.95 and "| groups at 0.99 | " in r.stdout
+
+
+def test_conv_floor_finds_the_convolutions_time_and_the_epochs_it_leaves_in_the_clock(tmp_path):
+    out = tmp_path / "floor.json"
+    r = subprocess.run([sys.executable, "benchmarks/conv_floor.py", "--reference-steps", "3", "--steps", "2",
+                        "--repeats", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert [row["net"].split()[0] for row in doc["rows"]] == ["fast-mnist", "cnn2"]
+    for row in doc["rows"]:  # the profiler found the convolutions, and they are part of the step, not all of it
+        assert 0 < row["conv_share"] < 1 and row["conv_s"] < row["step_s"]
+        assert row["epochs_in_clock_conv_only"] == pytest.approx(doc["reference"]["seconds"] / row["conv_s_per_epoch"])
+        assert f"| {row['net']} |" in r.stdout
+    # cnn2 has about 3x the recipe's multiply-adds, so its convolutions take longer on any machine
+    assert doc["rows"][1]["conv_s"] > doc["rows"][0]["conv_s"]
