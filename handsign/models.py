@@ -17,10 +17,19 @@ class ConvBlock(nn.Module):
     """3x3 conv (pad 1) -> BatchNorm -> ReLU -> Dropout -> 2x2 max-pool: halves H and W.
 
     Same layout as the course's MyConvBlock (`self.model` = that Sequential), hence the same keys.
+    convs > 1 puts convs - 1 more [3x3 conv -> BatchNorm -> ReLU] before it, at full resolution (`self.pre`,
+    VGG-style: more capacity before the pool throws detail away); convs == 1 has no `pre` and the course's keys.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, convs: int = 1):
         super().__init__()
+        self.pre = None
+        if convs > 1:
+            layers, c = [], in_channels
+            for _ in range(convs - 1):
+                layers += [nn.Conv2d(c, out_channels, kernel_size=3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU()]
+                c = out_channels
+            self.pre, in_channels = nn.Sequential(*layers), out_channels
         self.model = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
             nn.BatchNorm2d(out_channels),
@@ -34,7 +43,10 @@ class ConvBlock(nn.Module):
     fused: bool = True
 
     def forward(self, x):
-        if self.takes_fused_path(x):
+        fused = self.takes_fused_path(x)  # decided on the block's input: under autocast `pre` answers in bfloat16
+        if self.pre is not None:
+            x = self.pre(x)
+        if fused:
             conv, bn, _, dropout, _ = self.model
             return conv_block_train(x, conv, bn, dropout.p)
         return self.model(x)
@@ -61,16 +73,21 @@ class MLP(nn.Sequential):
 
 
 class CNN(nn.Sequential):
-    """ConvBlocks -> Flatten -> Linear -> Dropout -> ReLU -> Linear. Course: 404,099 params on ASL."""
+    """ConvBlocks -> Flatten -> Linear -> Dropout -> ReLU -> Linear. Course: 404,099 params on ASL.
+
+    convs: convolutions per block (ConvBlock), e.g. (2, 2, 1) for two at 28x28 and at 14x14; () = one each."""
 
     def __init__(self, num_classes: int = 24, in_channels: int = 1, image_size: int = 28,
                  channels: tuple = (25, 50, 75), dropouts: tuple = (0.0, 0.2, 0.0),
-                 hidden: int = 512, head_dropout: float = 0.3, flip_average: bool = False):
+                 hidden: int = 512, head_dropout: float = 0.3, flip_average: bool = False, convs: tuple = ()):
         if len(dropouts) != len(channels):
             raise HandsignError(f"cnn: {len(channels)} channels but {len(dropouts)} dropouts")
+        convs = tuple(convs) or (1,) * len(channels)  # convolutions per block (ConvBlock's convs); () = 1 each
+        if len(convs) != len(channels) or not all(isinstance(n, int) and n >= 1 for n in convs):
+            raise HandsignError(f"cnn: convs must be {len(channels)} whole numbers >= 1, one per block, got {list(convs)}")
         blocks, c = [], in_channels
-        for out, p in zip(channels, dropouts):
-            blocks.append(ConvBlock(c, out, p))
+        for out, p, n in zip(channels, dropouts, convs):
+            blocks.append(ConvBlock(c, out, p, n))
             c = out
         side = image_size // 2 ** len(channels)  # each block halves (floor): 28 -> 14 -> 7 -> 3
         if side < 1:
@@ -132,6 +149,10 @@ def for_inference(model: nn.Module) -> nn.Module:
     The copy has no BatchNorm keys: evaluate with it, never save it."""
     net = copy.deepcopy(model).eval()
     for block in net.modules():
+        if isinstance(block, ConvBlock) and block.pre is not None and isinstance(block.pre[1], nn.BatchNorm2d):
+            layers = list(block.pre)  # [conv, BatchNorm, ReLU] per extra conv -> [folded conv, ReLU]
+            block.pre = nn.Sequential(*(m for i in range(0, len(layers), 3)
+                                        for m in (fuse_conv_bn_eval(layers[i], layers[i + 1]), nn.ReLU(inplace=True))))
         if isinstance(block, ConvBlock) and isinstance(block.model[1], nn.BatchNorm2d):
             conv, bn, _, dropout, pool = block.model  # conv, BatchNorm, ReLU, Dropout, max-pool
             # same 5 slots (ConvBlock.takes_fused_path reads them): conv, -, pool, dropout, ReLU

@@ -74,9 +74,10 @@ def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, co
         _close(getattr(fused.model[1], name).float(), getattr(plain.model[1], name).float(), rtol=1e-5)
 
 
-def test_whole_cnn_training_step_matches_the_plain_modules(path):
+@pytest.mark.parametrize("convs", [(), (2, 2, 1)])
+def test_whole_cnn_training_step_matches_the_plain_modules(path, convs):
     torch.manual_seed(0)
-    fused = create_model("cnn", 24, dropouts=(0.0, 0.0, 0.0), head_dropout=0.0).train()
+    fused = create_model("cnn", 24, dropouts=(0.0, 0.0, 0.0), head_dropout=0.0, convs=convs).train()
     plain = copy.deepcopy(fused)
     for m in plain.modules():
         if isinstance(m, ConvBlock):

@@ -103,3 +103,40 @@ def test_flip_average_is_mirror_invariant_in_eval_and_exports_to_onnx(tmp_path):
         expected = model(x).numpy()
     assert np.allclose(run(x.numpy()), expected, atol=1e-4)
     assert np.allclose(run(x.flip(-1).numpy()), expected, atol=1e-4)
+
+
+def test_cnn_with_two_convs_per_block_adds_them_before_the_pool_and_keeps_the_course_keys_otherwise(tmp_path):
+    from handsign.checkpoint import load_model, save_checkpoint
+    from handsign.export import export
+    from handsign.preprocess import default_spec
+
+    torch.manual_seed(0)
+    model = create_model("cnn", 24, channels=(8, 16, 24), hidden=32, convs=(2, 2, 1))
+    keys = list(model.state_dict())
+    assert keys[:2] == ["0.pre.0.weight", "0.pre.0.bias"] and "1.pre.1.running_var" in keys
+    assert not any(k.startswith("2.pre.") for k in keys) and "2.model.0.weight" in keys
+    plain = create_model("cnn", 24, channels=(8, 16, 24), hidden=32)
+    # each extra conv: out x out x 3 x 3 weights + bias, and BatchNorm's scale and shift
+    extra = sum(c * c * 9 + c + 2 * c for c in (8, 16))
+    assert count_parameters(model) == count_parameters(plain) + extra
+    x = torch.rand(6, 1, 28, 28)
+    assert model.eval()(x).shape == (6, 24)
+    with torch.no_grad():  # trained-looking statistics, so folding BatchNorm into each conv is really tested
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(), m.running_var.uniform_(0.3, 3), m.weight.normal_(), m.bias.normal_()
+        ref, fast = model(x), for_inference(model)(x)
+    assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    args = {"channels": [8, 16, 24], "hidden": 32, "convs": [2, 2, 1]}
+    ckpt = save_checkpoint(tmp_path / "two.safetensors", model, {
+        "architecture": {"name": "cnn", "args": args}, "labels": list("abcdefghiklmnopqrstuvwxy"),
+        "task": "sign_mnist", "preprocess": default_spec("sign_mnist")})
+    with torch.no_grad():
+        assert torch.equal(load_model(ckpt).model(x), ref)  # rebuilt from the saved arguments
+    assert export(ckpt)["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("convs", [(2, 2), (0, 1, 1), (1.5, 1, 1)])
+def test_cnn_rejects_a_convs_per_block_that_does_not_fit(convs):
+    with pytest.raises(HandsignError, match="convs must be 3 whole numbers >= 1"):
+        create_model("cnn", 24, convs=convs)
