@@ -86,6 +86,19 @@ CANDIDATES = {
     "mnist-cnn2-e8": ("fast-mnist", {"model": "cnn2", "model_args": {}, "epochs": 8}),
     # round seven, fast-asl outside the clock (3x the recipe's epochs): does more training read every held-out photo?
     "w20-36": ("fast-asl", {"epochs": 36, "model_args": W20}),
+    # round seven, fast-asl outside the clock: two convs per stage at 28x28 and 14x14 (cnn2 at the recipe's widths):
+    # does capacity at full resolution read the fists (e, s, m) every one-conv-per-stage candidate misreads?
+    "asl-cnn2": ("fast-asl", {"model": "cnn2", "model_args": {"stages": [[20, 20], [40, 40], [60]], "hidden": 384,
+                                                              "flip_average": True}}),
+    "asl-cnn2-28": ("fast-asl", {"model": "cnn2", "model_args": {"stages": [[20, 20], [40], [60]], "hidden": 384,
+                                                                 "flip_average": True}}),  # only the 28x28 stage doubled
+    "asl-cnn2-14": ("fast-asl", {"model": "cnn2", "model_args": {"stages": [[20], [40, 40], [60]], "hidden": 384,
+                                                                 "flip_average": True}}),  # only the 14x14 stage doubled
+    # the same idea in handsign's CNN (`convs`: the pooled conv of each block stays on the fused path). Its extra
+    # 28x28 conv trains in torch ops at 2.5x the recipe's step; the extra 14x14 one at 1.7x, so 8-10 epochs of
+    # it cost about the recipe's 12 (round seven, 2 threads, batch 256)
+    "w20-c121-8": ("fast-asl", {"epochs": 8, "model_args": {**W20, "convs": [1, 2, 1]}}),
+    "w20-c121-10": ("fast-asl", {"epochs": 10, "model_args": {**W20, "convs": [1, 2, 1]}}),
 }
 # augmentation variants (benchmark-only presets): a preset with some settings changed. Round five: `photo`;
 # round six: `digits` with half its rotation and less zoom and shift
@@ -108,10 +121,18 @@ def register_variants():
     models.MODELS["cnn2"] = two_conv_cnn
 
 
-def two_conv_cnn(num_classes=10, in_channels=1, image_size=28, stages=((16, 16), (32, 32), (64,)), hidden=256):
+def two_conv_cnn(num_classes=10, in_channels=1, image_size=28, stages=((16, 16), (32, 32), (64,)), hidden=256,
+                 flip_average=False):
     """VGG-style: per stage, [3x3 conv -> BatchNorm -> ReLU] per width, then 2x2 max-pool; then the fast
-    CNN's head (Flatten -> Linear -> Dropout 0.3 -> ReLU -> Linear). Stages (16,16),(32,32),(64,): 28 -> 14 -> 7 -> 3."""
+    CNN's head (Flatten -> Linear -> Dropout 0.3 -> ReLU -> Linear). Stages (16,16),(32,32),(64,): 28 -> 14 -> 7 -> 3.
+    flip_average: in eval mode, the mean of the logits of the picture and its mirror image, as handsign's CNN."""
     from torch import nn
+
+    class TwoConvCNN(nn.Sequential):
+        def forward(self, x):  # handsign's CNN.forward: eval mode averages the picture's and its mirror's logits
+            if flip_average and not self.training:
+                return (super().forward(x) + super().forward(x.flip(-1))) / 2
+            return super().forward(x)
 
     layers, c = [], in_channels
     for widths in stages:
@@ -120,8 +141,8 @@ def two_conv_cnn(num_classes=10, in_channels=1, image_size=28, stages=((16, 16),
             c = w
         layers.append(nn.MaxPool2d(2))
     side = image_size // 2 ** len(stages)
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.Dropout(0.3), nn.ReLU(),
-                         nn.Linear(hidden, num_classes))
+    return TwoConvCNN(*layers, nn.Flatten(), nn.Linear(c * side * side, hidden), nn.Dropout(0.3), nn.ReLU(),
+                      nn.Linear(hidden, num_classes))
 
 
 def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: float | None = None) -> dict:
