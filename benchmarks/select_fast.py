@@ -99,6 +99,8 @@ CANDIDATES = {
     # it cost about the recipe's 12 (round seven, 2 threads, batch 256)
     "w20-c121-8": ("fast-asl", {"epochs": 8, "model_args": {**W20, "convs": [1, 2, 1]}}),
     "w20-c121-10": ("fast-asl", {"epochs": 10, "model_args": {**W20, "convs": [1, 2, 1]}}),
+    # and on digits: does fast-asl's new shape help fast-mnist too?
+    "mnist-c121": ("fast-mnist", {"model_args": {**MNIST_ARGS, "convs": [1, 2, 1]}}),
 }
 # augmentation variants (benchmark-only presets): a preset with some settings changed. Round five: `photo`;
 # round six: `digits` with half its rotation and less zoom and shift
