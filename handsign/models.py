@@ -19,6 +19,7 @@ class ConvBlock(nn.Module):
     Same layout as the course's MyConvBlock (`self.model` = that Sequential), hence the same keys.
     convs > 1 puts convs - 1 more [3x3 conv -> BatchNorm -> ReLU] before it, at full resolution (`self.pre`,
     VGG-style: more capacity before the pool throws detail away); convs == 1 has no `pre` and the course's keys.
+    In training `pre` runs in torch ops and the pooled conv after it keeps the fused path below.
     """
 
     def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, convs: int = 1):
