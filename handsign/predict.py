@@ -88,7 +88,7 @@ class Predictor:
             backend = "onnx" if onnx_path.is_file() and _have_onnxruntime() else "torch"
         if backend == "onnx":
             if not onnx_path.is_file():
-                raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path}'")
+                raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path} {onnx_path}'")
             meta, run = load_onnx(onnx_path, spin=spin)
             stale = onnx_path != path and _stale(meta, path)
             if not stale:

@@ -75,6 +75,16 @@ def test_cli_export_prints_the_difference(exported, tmp_path, capsys):
     assert "must end in .onnx" in capsys.readouterr().err
 
 
+def test_onnx_backend_without_an_export_names_the_command_that_makes_one(tmp_path, capsys):
+    ckpt = make_checkpoint(tmp_path / "fresh.safetensors", seed=2, name="fresh")
+    with pytest.raises(CheckpointError, match="no such ONNX file") as e:
+        Predictor.load(ckpt, backend="onnx")
+    command = str(e.value).split("create it with '")[1].rstrip("'").split()
+    assert command[:2] == ["handsign", "export"]
+    assert main(command[1:]) == 0  # the hint runs as given
+    assert Predictor.load(ckpt, backend="onnx").backend == "onnx"
+
+
 def test_bad_onnx_files_are_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x08\x07 not a model")
     with pytest.raises(CheckpointError, match="junk.onnx"):
