@@ -135,10 +135,13 @@ def course_model(classes: int) -> torch.nn.Module:
                          nn.Flatten(), nn.Linear(75 * 3 * 3, 512), nn.Dropout(.3), nn.ReLU(), nn.Linear(512, classes))
 
 
-def course_setup(data: Dataset, seed: int = 0):
+def course_setup(data: Dataset, seed: int = 0, device="cpu"):
+    """The course's model, loader and optimizer. On a GPU the course keeps its data set on the device
+    (MyDataset moves it there), so the loader hands out device batches."""
     torch.manual_seed(seed)
-    model = course_model(len(data.classes))
-    loader = torch.utils.data.DataLoader(CourseDataset(data.images, data.labels), batch_size=32, shuffle=True)
+    model = course_model(len(data.classes)).to(device)
+    dataset = CourseDataset(data.images.to(device), data.labels.to(device))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True)
     return model, loader, torch.optim.Adam(model.parameters(), lr=1e-3)
 
 

@@ -128,3 +128,34 @@ def test_conv_floor_finds_the_convolutions_time_and_the_epochs_it_leaves_in_the_
         assert f"| {row['net']} |" in r.stdout
     # cnn2 has about 3x the recipe's multiply-adds, so its convolutions take longer on any machine
     assert doc["rows"][1]["conv_s"] > doc["rows"][0]["conv_s"]
+
+
+def test_gpu_check_packs_the_data_to_carry_and_runs_both_checks_on_cpu(real_data_dir, tmp_path):
+    """benchmarks/gpu_check.py, as a GPU session would use it, on the CPU and tiny: pack here, run 'there'."""
+    pack = tmp_path / "pack"
+    r = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "pack", "--data-dir", str(real_data_dir),
+                        "--to", str(pack), "--level", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    size = sum(f.stat().st_size for f in pack.rglob("*") if f.is_file())
+    assert size < 56 * 2 ** 20  # the device tool carries 64 MiB, the checkout included
+    assert not list(tmp_path.glob(".devdata-*"))  # no half-made pack left beside it
+
+    bad = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "run", "--packed", str(tmp_path),
+                          "--out", str(tmp_path / "x"), "--device", "cpu"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "is not a pack" in bad.stderr and "Traceback" not in bad.stderr
+
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "run", "--packed", str(pack), "--out", str(out),
+                        "--device", "cpu", "--limit", "256", "--epochs", "1", "--seeds", "0"],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((out / "gpu-check.json").read_text())
+    ddp = doc["ddp_check"]
+    assert ddp["same_weights"] and ddp["same_test_acc"] and ddp["plain"]["seconds"] > 0
+    fast = doc["fast"]
+    assert fast["smoke"] and fast["machine"]["device"] == "cpu"
+    for recipe in ("fast-asl", "fast-mnist"):
+        assert fast["references"][recipe]["seconds"] > 0
+        (seed,) = fast["recipes"][recipe]["seeds"]
+        assert len(seed["epoch_seconds"]) == 1 and seed["images_per_s"] > 0
+    assert "SMOKE RUN" in (out / "fast-gpu.md").read_text()
