@@ -33,7 +33,7 @@ from handsign.runtime import select_device
 from handsign.transforms import augment_preview
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
-# per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2 min on 2 idle
+# per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2.5 min on 2 idle
 # cores each lesson points the way it does at full size where it can (benchmarks/quick_settings.py; every
 # seed tried is in benchmarks/results/quick-settings.json). The MLP needs all the data for 5 epochs to reach
 # the >90 % train accuracy that makes its overfitting visible; fast-asl runs all 8 of its epochs (768 steps
