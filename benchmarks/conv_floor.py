@@ -30,7 +30,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.profiler import profile  # noqa: E402
 
-from handsign.models import create_model  # noqa: E402
+from torch import nn  # noqa: E402
+
+from handsign.models import create_model, flops_per_image  # noqa: E402
 from handsign.runtime import use_bf16  # noqa: E402
 
 TRAIN_IMAGES, BATCH = 54_000, 256  # fast-mnist trains on 90 % of MNIST's 60,000 (10 % is its valid split)
@@ -76,7 +78,10 @@ def step_profile(model, steps: int, repeats: int) -> dict:
         self_us = {e.key: e.self_cpu_time_total for e in p.key_averages()}
         conv_s.append(sum(self_us.get(k, 0) for k in CONV_OPS) / 1e6 / steps)
     step_s, conv = statistics.median(seconds), statistics.median(conv_s)
-    return {"step_s": step_s, "conv_s": conv, "conv_share": conv / step_s, "bf16": bf16}
+    # the convolutions' arithmetic per step: forward + backward (input and weight gradients) = 3x the forward
+    conv_flop = 3 * BATCH * flops_per_image(model, layers=(nn.Conv2d,))
+    return {"step_s": step_s, "conv_s": conv, "conv_share": conv / step_s, "bf16": bf16,
+            "conv_gflop_per_step": conv_flop / 1e9, "conv_gflop_per_s": conv_flop / 1e9 / conv}
 
 
 def reference_seconds(data_dir, steps: int) -> dict:

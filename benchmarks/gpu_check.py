@@ -85,7 +85,10 @@ def ddp_check(root: Path, device: str, limit: int, work: Path, log) -> dict:
     """docs/distributed.md's check: a plain run and a one-rank torchrun of the same recipe must agree."""
     from safetensors.torch import load_file
 
-    common = ["--recipe", "course-asl-cnn", "--epochs", "1", "--device", device, "--data-dir", str(root)]
+    # the same threads in both: left to choose, each run takes the cores free when it starts, and another
+    # thread count sums floats in another order (weights then differ in the last bits; seen on a busy CPU)
+    common = ["--recipe", "course-asl-cnn", "--epochs", "1", "--device", device, "--data-dir", str(root),
+              "--threads", "1"]
     if limit:
         common += ["--limit", str(limit)]
     commands = {"plain": [sys.executable, "-m", "handsign", "train", *common, "--out", str(work / "plain")],

@@ -176,8 +176,9 @@ def num_outputs(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def flops_per_image(model: nn.Module, in_channels: int = 1, image_size: int = 28) -> int:
-    """Multiply-adds x 2 of one forward pass, counted from conv and linear layers via hooks."""
+def flops_per_image(model: nn.Module, in_channels: int = 1, image_size: int = 28,
+                    layers: tuple = (nn.Conv2d, nn.Linear)) -> int:
+    """Multiply-adds x 2 of one forward pass, counted from `layers` (conv and linear) via hooks."""
     total = 0
 
     def hook(mod, inp, out):
@@ -188,7 +189,7 @@ def flops_per_image(model: nn.Module, in_channels: int = 1, image_size: int = 28
         elif isinstance(mod, nn.Linear):
             total += 2 * mod.in_features * mod.out_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, tuple(layers))]
     was_training = model.training
     model.eval()
     p = next(model.parameters())
