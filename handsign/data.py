@@ -7,6 +7,7 @@ time otherwise goes to Python per-sample overhead).
 
 from __future__ import annotations
 
+import glob
 import gzip
 import hashlib
 import os
@@ -141,6 +142,8 @@ def parse_sign_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """
     name = str(path)  # the whole path: the user may have several data roots
     raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte-order mark that Excel's "CSV UTF-8" writes first
+        raw = raw[3:]
     if not raw.strip():
         raise DataError(f"{name}: file is empty")
     header_end = raw.find(b"\n")
@@ -215,11 +218,25 @@ def map_sign_labels(raw: np.ndarray, name: str, scheme: str = "auto") -> np.ndar
 
 
 def _csv_cache_path(path: Path, st: os.stat_result) -> Path:
-    # size and mtime alone miss a rewrite that keeps both (cp -p, rsync -t, touch -r, a coarse-mtime file
-    # system); the inode and ctime change on any write, rename or utime and cannot be set back by a user
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|"
-                         f"{st.st_dev}|v2".encode()).hexdigest()[:20]
-    return cache_dir() / f"{path.stem}-{key}.npz"
+    """<cache>/<stem>-<which file>-<which state of it>.npz. Size and mtime alone miss a rewrite that keeps
+    both (cp -p, rsync -t, touch -r, a coarse-mtime file system); the inode and ctime change on any write,
+    rename or utime and cannot be set back by a user."""
+    where = hashlib.sha256(f"{path.resolve()}".encode()).hexdigest()[:12]
+    state = hashlib.sha256(f"{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}|{st.st_dev}|v3".encode())
+    return cache_dir() / f"{path.stem}-{where}-{state.hexdigest()[:16]}.npz"
+
+
+def _prune_csv_cache(keep: Path) -> None:
+    """Delete the other cached states of the same CSV (and the one-key names of handsign <= round 7 for a CSV
+    of that name): each rewrite of a CSV would otherwise leave a 20 MB file behind for good."""
+    stem, where, _ = keep.stem.rsplit("-", 2)
+    old = [p for p in keep.parent.glob(f"{glob.escape(stem)}-*.npz") if len(p.stem[len(stem) + 1:]) == 20]
+    for p in [*keep.parent.glob(f"{glob.escape(stem)}-{where}-*.npz"), *old]:
+        if p != keep:
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
 
 def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
@@ -246,6 +263,7 @@ def read_sign_mnist_csv(path: Path, *, use_cache: bool = True) -> tuple[np.ndarr
         try:
             with atomic_open(cache) as f:
                 np.savez(f, labels=labels, pixels=pixels)
+            _prune_csv_cache(cache)
         except OSError:  # a read-only or full disk only costs speed
             pass
     return labels, pixels

@@ -100,6 +100,26 @@ def test_cache_is_used_and_never_stale(tmp_path, monkeypatch):
     assert l3.tolist() == [3, 4, 5]
 
 
+def test_cache_keeps_one_file_per_csv_however_often_it_is_rewritten(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "other").mkdir()
+    other = write(tmp_path / "other", sign_csv_text([7]))  # another CSV of the same name keeps its entry
+    read_sign_mnist_csv(other)
+    p = write(tmp_path, sign_csv_text([1, 2]))
+    (tmp_path / "cache" / f"{p.stem}-{'0' * 20}.npz").write_bytes(b"a cache name of handsign <= 0.1 round 7")
+    for labels in ([1, 2], [3, 4, 5], [6]):
+        p.write_text(sign_csv_text(labels))
+        assert read_sign_mnist_csv(p)[0].tolist() == labels
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # the latest state of each CSV, nothing else
+    assert read_sign_mnist_csv(other)[0].tolist() == [7]
+
+
+def test_a_utf8_byte_order_mark_before_the_header_is_accepted(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + sign_csv_text([1, 2]).encode())
+    assert read_sign_mnist_csv(p, use_cache=False)[0].tolist() == [1, 2]
+
+
 def test_cache_is_not_fooled_by_same_size_and_mtime(tmp_path, monkeypatch):
     """cp -p / rsync -t / touch -r keep size and mtime: the cache must still see the new content."""
     monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
