@@ -19,6 +19,8 @@ from pathlib import Path
 def atomic_open(path, mode: int = 0o644, suffix: str = ".tmp"):
     """A binary file to write; on a clean exit it replaces `path` (permissions `mode`: mkstemp's are 0600)."""
     path = Path(path)
+    if path.is_dir():  # os.replace would fail only after the whole file is written
+        raise IsADirectoryError(21, "Is a directory", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:

@@ -228,6 +228,12 @@ EXTRA_OF = {"torch": "train", "torchvision": "train", "matplotlib": "train", "on
             "onnxscript": "onnx", "onnxruntime": "deploy", "fastapi": "serve", "fastapi_offline": "serve", "uvicorn": "serve"}
 
 
+_PATH_ERRORS = {FileExistsError: "a file is in the way where a folder is needed",
+                NotADirectoryError: "a file is in the way where a folder is needed",
+                IsADirectoryError: "a folder is in the way where a file is needed",
+                PermissionError: "not allowed"}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -246,6 +252,11 @@ def main(argv=None) -> int:
             raise
         print(f"handsign: error: 'handsign {args.command}' needs {root}, which is not installed: "
               f"pip install 'handsign[{EXTRA_OF[root]}]'", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        # a path the user gave where a folder is a file, a file a folder, or one they may not write
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"handsign: error: {where}{_PATH_ERRORS[type(e)]} ({e.strerror or e})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("handsign: interrupted", file=sys.stderr)

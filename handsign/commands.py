@@ -18,7 +18,17 @@ from handsign.fetch import fetch
 from handsign.predict import iter_predict
 
 
+# what --resume takes besides the run folder: the run's own config.json decides everything else
+_RESUME_FLAGS = ("resume", "epochs", "quiet", "nproc")
+
+
 def cmd_train(a) -> int:
+    if a.resume:  # a flag given beside --resume would be silently ignored: say so instead
+        ignored = [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+                   if v not in (None, False, "") and k not in (*_RESUME_FLAGS, "func", "parser", "command")]
+        if ignored:
+            raise HandsignError(f"{', '.join(ignored)}: --resume continues {a.resume} with the settings in its "
+                                f"config.json; only --epochs (to train further) applies")
     if a.recipe.startswith("hands"):
         return _train_hands(a)
     if a.photos or a.holdout:

@@ -62,7 +62,7 @@ class TrainConfig:
     data_dir: str = ""               # data root ("" = $HANDSIGN_DATA or ./data)
     out: str = ""                    # run directory ("" = runs/<recipe>-<time>)
     device: str = "auto"             # auto | cpu | cuda | cuda:N | mps
-    threads: int = 0                 # torch CPU threads (0 = torch's default)
+    threads: int = 0                 # torch CPU threads (0 = the cores free when training starts; 1 for a small model)
     channels_last: bool = False      # NHWC weights and activations: faster oneDNN convolutions on CPU
     precision: str = "fp32"          # fp32 | bf16 (autocast: convs and matmuls in bfloat16) | auto (bf16 if native)
     eval_batch_size: int = 1000      # images per forward pass when evaluating
@@ -75,6 +75,9 @@ class TrainConfig:
             bad("dataset", f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         if self.dataset == "folder" and not self.image_folder:
             bad("image-folder", "needed when --dataset folder")
+        if self.image_folder and self.dataset != "folder":  # else the pictures are silently not read
+            bad("image-folder", f"is read only with --dataset folder, and this run's dataset is {self.dataset!r}: "
+                "add --dataset folder")
         if not isinstance(self.epochs, int) or self.epochs < 1:
             bad("epochs", f"must be a positive integer, got {self.epochs!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -214,7 +217,8 @@ def field_help() -> dict[str, str]:
 def get_recipe(name: str) -> dict:
     """Settings of a named recipe; an unknown name lists the valid ones."""
     if name not in RECIPES:
-        raise HandsignError(f"unknown recipe {name!r}; choose from: {', '.join(RECIPES)}")
+        raise HandsignError(f"unknown recipe {name!r}; choose from: {', '.join(RECIPES)} (and hands-asl, the "
+                            f"hand-landmark model, which only 'handsign train --recipe hands-asl' takes)")
     return dict(RECIPES[name]["settings"])
 
 

@@ -64,6 +64,8 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
     """Evaluate a checkpoint or run folder; writes confusion.png and mistakes.png into `out` if given."""
     if split not in ("test", "valid"):
         raise HandsignError(f"--split: choose test or valid, not {split!r}")
+    if out and Path(out).exists() and not Path(out).is_dir():  # said now, not after the whole evaluation
+        raise HandsignError(f"--out {out}: a file, not a folder (it gets confusion.png and mistakes.png)")
     dev = select_device(device)
     if str(checkpoint) in BUNDLED:  # a bundled name ("mnist", "asl")
         checkpoint = resolve_model(checkpoint)

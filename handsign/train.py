@@ -85,6 +85,9 @@ def prepare_data(cfg: TrainConfig) -> Splits:
     if cfg.limit:
         full = full.subset(torch.arange(min(cfg.limit, len(full))))
         notes.append(f"--limit {cfg.limit}: using the first {len(full)} training samples only")
+    if cfg.dataset == "folder" and full.labels.unique().numel() < 2:  # one class: "100 %" that means nothing
+        raise DataError(f"{cfg.image_folder}: images of {full.labels.unique().numel()} class only "
+                        f"({', '.join(full.classes)}); a classifier needs at least 2 class folders with images")
     if cfg.valid_from_test:
         if test is None:
             raise HandsignError("--valid-from-test needs a test split")
@@ -247,7 +250,11 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         run_dir = Path(resume)
         if not (run_dir / "config.json").is_file():
             raise HandsignError(f"--resume {run_dir}: not a handsign run folder (no config.json)")
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        saved = json.loads((run_dir / "config.json").read_text())
+        if str(saved.get("recipe", "")).startswith("hands"):
+            raise HandsignError(f"--resume {run_dir}: a hands-recipe run, which trains in seconds and cannot be "
+                                f"resumed; train it again: handsign train --recipe {saved['recipe']}")
+        cfg = TrainConfig.from_dict(saved)
         remove_stale_temps(run_dir)  # left by a kill during a save; this run owns the folder
         if epochs is not None:  # --epochs 0 is an error to report, not "keep the old count"
             cfg.epochs = epochs
@@ -255,6 +262,11 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     else:
         cfg = config or TrainConfig()
         run_dir = Path(cfg.out) if cfg.out else _default_run_dir(cfg)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise HandsignError(f"--out {run_dir}: a file, not a folder (name a new or empty folder for the run)")
+        in_the_way = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:  # found now, not after loading the data
+            raise HandsignError(f"--out {run_dir}: {in_the_way} is a file, not a folder")
         if run_dir.exists() and any(run_dir.iterdir()):
             raise HandsignError(f"--out {run_dir}: folder exists and is not empty (use --resume {run_dir} "
                                 f"to continue it, or another --out)")
@@ -289,6 +301,9 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         optimizer.load_state_dict(optimizer_state_from_tensors(tensors, meta.train_state["optimizer"]))
         history = meta.train_state["history"]
         start_epoch = meta.train_state["epoch"] + 1
+        if epochs is not None and epochs < start_epoch - 1:  # before config.json is rewritten with it
+            raise HandsignError(f"--epochs {epochs}: {run_dir} has already trained {start_epoch - 1} epochs; "
+                                f"give more to train further")
         best = max(((h["valid_acc"], -h["valid_loss"]) for h in history), default=best)
         if threads_note and meta.train_state.get("threads"):  # same threads, same float sums: exact resume
             torch.set_num_threads(meta.train_state["threads"])
@@ -339,6 +354,9 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
         save_last(0)  # resumable from the very start: Ctrl-C in epoch 1 loses nothing but time
 
     epoch = start_epoch - 1
+    if start_epoch > cfg.epochs:
+        log(f"NOTE: {run_dir} has already trained {start_epoch - 1} epochs: nothing to train (a larger --epochs "
+            f"trains further); testing the saved models again")
     with _StopFlag() as stop:
         try:
             for epoch in range(start_epoch, cfg.epochs + 1):

@@ -431,3 +431,77 @@ def test_metadata_declaring_a_huge_or_impossible_model_allocates_nothing(ckpt, t
         assert_one_line(err, str(path), *words)
         assert time.perf_counter() - start < 5
         assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 200 * 1024  # KiB: < 200 MB more
+
+
+# --- round eight's new-user pass: paths in the way, flags that would be ignored, junk course files ------------
+
+def test_output_paths_in_the_way_get_one_line(ckpt, tmp_path, capsys):
+    root = make_sign_mnist(tmp_path / "data", n_train=48, n_test=24)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder.onnx").mkdir()
+    (tmp_path / "a-folder.png").mkdir()
+    for args, words in [
+        (["train", "--recipe", "course-asl-mlp", "--out", tmp_path / "a-file"], ["a-file", "a file, not a folder"]),
+        (["train", "--recipe", "course-asl-mlp", "--out", tmp_path / "a-file" / "run"],
+         ["a-file is a file, not a folder"]),
+        (["evaluate", ckpt, "--out", tmp_path / "a-file"], ["a-file", "a file, not a folder"]),
+        (["export", ckpt, tmp_path / "a-folder.onnx"], ["a-folder.onnx", "a folder is in the way where a file is needed"]),
+        (["augment-preview", "--data-dir", root, "--out", tmp_path / "a-folder.png"],
+         ["a-folder.png", "a folder is in the way"]),
+    ]:
+        code, _, err = cli(capsys, *args)
+        assert code == 2, args
+        assert_one_line(err, *words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder.onnx", "a-folder.png", "data"]  # no temps
+    assert not list((tmp_path / "a-folder.onnx").iterdir())
+
+
+def test_junk_given_as_a_course_model_is_refused_in_one_line(tmp_path, capsys):
+    for name, data in [("text.pth", b"hello world\n"), ("junk.pth", b"junk\n"), ("abc.pth", b"abc")]:
+        (tmp_path / name).write_bytes(data)
+        code, _, err = cli(capsys, "import-course-model", tmp_path / name, tmp_path / "out.safetensors")
+        assert code == 2, name
+        assert_one_line(err, name, "not a torch.save file")
+    code, _, err = cli(capsys, "import-course-model", tmp_path, tmp_path / "out.safetensors")
+    assert code == 2
+    assert_one_line(err, str(tmp_path), "a folder, not a torch.save file")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_an_image_folder_needs_the_folder_dataset_and_two_classes(tmp_path, capsys):
+    folder = tmp_path / "pictures"
+    (folder / "a").mkdir(parents=True)
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(folder / "a" / "one.png")
+    code, _, err = cli(capsys, "train", "--recipe", "course-asl-mlp", "--image-folder", folder,
+                       "--out", tmp_path / "run")
+    assert code == 2
+    assert_one_line(err, "--image-folder", "--dataset folder", "'sign_mnist'")
+    code, _, err = cli(capsys, "train", "--recipe", "course-asl-mlp", "--dataset", "folder", "--image-folder", folder,
+                       "--epochs", "1", "--out", tmp_path / "run")
+    assert code == 2
+    assert_one_line(err, str(folder), "1 class only", "at least 2")
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_flags_it_would_ignore_and_fewer_epochs_than_done(tmp_path, capsys):
+    root = make_sign_mnist(tmp_path / "data")
+    run = tmp_path / "run"
+    code, _, _ = cli(capsys, "train", "--recipe", "course-asl-mlp", "--epochs", "2", "--data-dir", root,
+                     "--out", run, "--quiet")
+    assert code == 0
+    saved = (run / "config.json").read_text()
+    code, _, err = cli(capsys, "train", "--resume", run, "--lr", "0.5", "--recipe", "course-asl-cnn", "--epochs", "3")
+    assert code == 2
+    assert_one_line(err, "--recipe, --lr", "only --epochs")
+    code, _, err = cli(capsys, "train", "--resume", run, "--epochs", "1", "--quiet")
+    assert code == 2
+    assert_one_line(err, "--epochs 1", "already trained 2 epochs")
+    assert (run / "config.json").read_text() == saved  # the refused resume rewrote nothing
+    code, out, _ = cli(capsys, "train", "--resume", run, "--quiet")  # all epochs done: says so, tests again
+    assert code == 0 and "already trained 2 epochs: nothing to train" in out
+    hands = tmp_path / "hands-run"
+    hands.mkdir()
+    (hands / "config.json").write_text(json.dumps({"recipe": "hands-asl", "photos": "", "holdout": ""}))
+    code, _, err = cli(capsys, "train", "--resume", hands)
+    assert code == 2
+    assert_one_line(err, "hands-recipe run", "cannot be resumed", "--recipe hands-asl")

@@ -51,6 +51,8 @@ def _name(cls) -> str:
 def read_course_model(path) -> nn.Module:
     """The nn.Sequential saved in `path`, loaded with the weights-only unpickler and our allow-list."""
     p = Path(path)
+    if p.is_dir():
+        raise CheckpointError(f"{p}: a folder, not a torch.save file")
     if not p.is_file():
         raise CheckpointError(f"{p}: no such file")
     allowed = {_name(c) for c in COURSE_LAYERS}
@@ -74,8 +76,10 @@ def read_course_model(path) -> nn.Module:
         why = (str(e).split("WeightsUnpickler error:")[-1].strip().splitlines() or [type(e).__name__])[0][:150]
         raise CheckpointError(f"{p}: not a torch.save file of a course model (the safe unpickler stopped: "
                               f"{why})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, SafetensorError) as e:
-        # torch.load hands a *.safetensors name to safetensors, whose errors are not RuntimeErrors
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, SafetensorError,
+            KeyError, IndexError, TypeError, AttributeError) as e:
+        # torch.load hands a *.safetensors name to safetensors, whose errors are not RuntimeErrors; text or
+        # junk read as a legacy pickle stream fails inside the unpickler (an unknown memo key, an empty stack)
         raise CheckpointError(f"{p}: not a torch.save file ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(obj, nn.Sequential):
         raise CheckpointError(f"{p}: holds a {type(obj).__name__}, not the course's nn.Sequential model "
