@@ -73,6 +73,8 @@ def cmd_evaluate(a) -> int:
     from handsign.evaluate import evaluate, format_report  # torch
 
     result = evaluate(a.checkpoint, split=a.split, data_dir=a.data_dir, out=a.out, device=a.device)
+    for note in result["notes"]:
+        print(note, file=sys.stderr)
     print(json.dumps(result) if a.json else format_report(result))
     return 0
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from handsign.checkpoint import load_model
 from handsign.config import saved_group_similarity
-from handsign.data import Dataset, load_dataset, split_train_valid
+from handsign.data import Dataset, load_dataset, resolve_data_dir, split_train_valid
 from handsign.errors import HandsignError
 from handsign.meta import ModelMeta
 from handsign.models import for_inference
@@ -22,12 +22,15 @@ from handsign.preprocess import to_model_input
 from handsign.runtime import select_device
 
 
-def _dataset_for(meta: ModelMeta, split: str, data_dir):
+def _dataset_for(meta: ModelMeta, split: str, data_dir, notes: list):
     cfg = meta.config
     name = meta.task or cfg.get("dataset")
     # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
     # may not be), else $HANDSIGN_DATA or ./data
     recorded = cfg.get("data_dir") or ""
+    if not data_dir and recorded and not Path(recorded).is_dir():  # other copies of the data may differ: say so
+        notes.append(f"NOTE: the data folder this model was trained with, {recorded!r}, is not here; evaluating "
+                     f"on {resolve_data_dir(None)} instead (--data-dir chooses)")
     data_dir = data_dir or (recorded if recorded and Path(recorded).is_dir() else None)
     if name not in ("mnist", "sign_mnist", "folder"):
         raise HandsignError(f"the checkpoint does not say which data set it was trained on ({name!r})")
@@ -75,7 +78,8 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
         hint = f"; evaluate its pixel model: handsign evaluate {loaded.path.parent / pixel}.safetensors" if pixel else ""
         raise HandsignError(f"{loaded.path}: a hand-landmark model, evaluated on photos leaving one person out "
                             f"(its metrics and benchmarks/hands_lopo.py){hint}")
-    data = _dataset_for(loaded.meta, split, data_dir)
+    notes = []
+    data = _dataset_for(loaded.meta, split, data_dir, notes)
     labels = loaded.labels
     if data.classes != labels:
         raise HandsignError(f"the data's classes {data.classes} differ from the model's labels {labels}")
@@ -101,7 +105,7 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
               "accuracy": float((pred == y).float().mean()) if len(y) else None,
               "loss": float(torch.nn.functional.cross_entropy(logits, y)) if len(y) else None,
               "per_class": per_class, "most_confused": confused, "worst_mistakes": mistakes,
-              "confusion_matrix": cm.tolist(), "labels": labels}
+              "confusion_matrix": cm.tolist(), "labels": labels, "data": data.source, "notes": notes}
     if out:
         out = Path(out)
         result["confusion_png"] = str(confusion_matrix(cm, labels, out / "confusion.png",

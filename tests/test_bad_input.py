@@ -505,3 +505,19 @@ def test_resume_refuses_flags_it_would_ignore_and_fewer_epochs_than_done(tmp_pat
     code, _, err = cli(capsys, "train", "--resume", hands)
     assert code == 2
     assert_one_line(err, "hands-recipe run", "cannot be resumed", "--recipe hands-asl")
+
+
+def test_evaluate_says_when_the_recorded_data_folder_is_not_here(tmp_path, capsys, monkeypatch):
+    make_sign_mnist(tmp_path / "work" / "data")
+    other = make_sign_mnist(tmp_path / "elsewhere", seed=1)
+    monkeypatch.chdir(tmp_path / "work")
+    code, _, _ = cli(capsys, "train", "--recipe", "course-asl-mlp", "--epochs", "1", "--data-dir", "data",
+                     "--out", "run", "--quiet")  # a relative --data-dir is recorded as given
+    assert code == 0
+    code, _, err = cli(capsys, "evaluate", "run", "--json")
+    assert code == 0 and err == ""
+    monkeypatch.chdir(tmp_path)  # from here "data" is not a folder: another copy is used, and said
+    monkeypatch.setenv("HANDSIGN_DATA", str(other))
+    code, out, err = cli(capsys, "evaluate", "work/run", "--json")
+    assert code == 0 and "NOTE: the data folder this model was trained with, 'data', is not here" in err
+    assert str(other) in err and json.loads(out)["data"].startswith(str(other))
