@@ -205,6 +205,8 @@ def augment_preview(recipe: str = "course-asl-cnn-aug", dataset: str | None = No
     """PNG grid: each row one training image, then `copies` augmented versions of it."""
     if n < 1 or copies < 1 or n > 64 or copies > 32:
         raise HandsignError("--n must be 1..64 and --copies 1..32")
+    if Path(out).suffix.lower() != ".png":  # the grid is always a PNG: a .jpg name would hold PNG bytes
+        raise HandsignError(f"--out {out}: the preview is a PNG image; give a name ending in .png")
     cfg = make_config(recipe) if recipe else TrainConfig()
     ds = load_dataset(dataset or cfg.dataset, "train", data_dir)
     g = torch.Generator().manual_seed(seed)

@@ -448,6 +448,7 @@ def test_output_paths_in_the_way_get_one_line(ckpt, tmp_path, capsys):
         (["export", ckpt, tmp_path / "a-folder.onnx"], ["a-folder.onnx", "a folder is in the way where a file is needed"]),
         (["augment-preview", "--data-dir", root, "--out", tmp_path / "a-folder.png"],
          ["a-folder.png", "a folder is in the way"]),
+        (["augment-preview", "--data-dir", root, "--out", tmp_path / "grid.jpg"], ["grid.jpg", "ending in .png"]),
     ]:
         code, _, err = cli(capsys, *args)
         assert code == 2, args
