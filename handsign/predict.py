@@ -78,7 +78,8 @@ class Predictor:
 
         An .onnx beside a checkpoint is used only if it was exported from that checkpoint's weights (its
         recorded weights_sha256 matches); else it is stale: "auto" warns on stderr and uses torch,
-        "onnx" refuses. An .onnx named directly is used as it is (there is no checkpoint to compare)."""
+        "onnx" refuses. An .onnx named directly is used as it is, with a warning on stderr when the
+        checkpoint of the same name beside it holds other weights."""
         if backend not in ("auto", "torch", "onnx"):
             raise HandsignError(f"--backend: choose auto, torch or onnx, not {backend!r}")
         requested = backend
@@ -91,6 +92,11 @@ class Predictor:
                 raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path} {onnx_path}'")
             meta, run = load_onnx(onnx_path, spin=spin)
             stale = onnx_path != path and _stale(meta, path)
+            beside = path.with_suffix(".safetensors")  # named directly: used, but not in silence if it is stale
+            if onnx_path == path and beside.is_file() and (why := _stale(meta, beside)):
+                print(f"handsign: warning: {onnx_path}: using it as named, but it is stale against "
+                      f"{beside.name} beside it ({why}); re-export with 'handsign export {beside} {onnx_path}'",
+                      file=sys.stderr, flush=True)
             if not stale:
                 if meta.input == "landmarks":
                     return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)

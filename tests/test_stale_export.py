@@ -139,8 +139,20 @@ def test_onnx_without_a_weights_hash_beside_a_checkpoint_is_not_trusted(tmp_path
     with pytest.raises(CheckpointError, match="records no weights hash"):
         Predictor.load(ckpt, "onnx")
     assert Predictor.load(ckpt, "auto").backend == "torch"
-    # named directly, an .onnx file is used as it is: there is no checkpoint to compare it with
+    # named directly, an .onnx file is used as it is, with a warning when the checkpoint beside it disagrees
     assert Predictor.load(ckpt.with_suffix(".onnx"), "auto").backend == "onnx"
+
+
+def test_a_stale_onnx_named_directly_is_used_but_not_in_silence(resumed_run, tmp_path, capsys):
+    run, images, _ = resumed_run
+    capsys.readouterr()
+    p = Predictor.load(run / "best.onnx", "auto")
+    err = capsys.readouterr().err
+    assert p.backend == "onnx" and err.count("\n") == 1
+    assert "using it as named, but it is stale against best.safetensors" in err and "handsign export" in err
+    alone = tmp_path / "alone.onnx"  # no checkpoint beside it: nothing to compare, nothing said
+    alone.write_bytes((run / "best.onnx").read_bytes())
+    assert Predictor.load(alone, "auto").backend == "onnx" and capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("name", [*BUNDLED, "asl-pixels"])
