@@ -124,7 +124,12 @@ def test_oversized_body_is_413_without_reading_it_whole(predictors, chunked, mon
         s.close()
         t.join(30)
         sent = sent_before_answer
-    assert reply.startswith(b"HTTP/1.1 413") and b"over the limit" in reply, reply[:200]
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), reply[:200]
+    # the JSON body names the limit (test_serve.py checks its words); here the server closes with the
+    # client's bytes still in flight, and the reset that this sends can drop the body from the client's
+    # receive queue after the headers arrived (seen once in CI on a loaded machine): checked when it came
+    assert not body or b"over the limit" in body, body[:200]
     assert sent < 32 * 2**20, f"the client got {sent / 2**20:.0f} MiB in before the answer"
 
 
