@@ -68,16 +68,17 @@ def pack(data_dir, to: Path, level: int = 6) -> Path:
 
 
 def unpack(packed: Path, root: Path) -> Path:
-    """A data root in torchvision's and handsign's layout from a pack (every .gz decompressed beside it)."""
+    """A data root in torchvision's and handsign's layout from a pack (every .gz decompressed)."""
     for src in sorted(packed.rglob("*")):
         if not src.is_file():
             continue
         dst = root / src.relative_to(packed)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
         if src.suffix == ".gz":
             with gzip.open(src, "rb") as f, open(dst.with_suffix(""), "wb") as out:
                 shutil.copyfileobj(f, out)
+        else:
+            shutil.copyfile(src, dst)
     return root
 
 

@@ -22,10 +22,15 @@ from handsign.predict import iter_predict
 _RESUME_FLAGS = ("resume", "epochs", "quiet", "nproc")
 
 
+def _flags_given_except(a, taken: tuple) -> list[str]:
+    """The flags given on the command line (not left at their default) other than `taken`, as --names."""
+    return [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
+            if v not in (None, False, "") and k not in (*taken, "func", "parser", "command")]
+
+
 def cmd_train(a) -> int:
     if a.resume:  # a flag given beside --resume would be silently ignored: say so instead
-        ignored = [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
-                   if v not in (None, False, "") and k not in (*_RESUME_FLAGS, "func", "parser", "command")]
+        ignored = _flags_given_except(a, _RESUME_FLAGS)
         if ignored:
             raise HandsignError(f"{', '.join(ignored)}: --resume continues {a.resume} with the settings in its "
                                 f"config.json; only --epochs (to train further) applies")
@@ -55,8 +60,7 @@ def _train_hands(a) -> int:
     """`train --recipe hands-...`: the hand-landmark model (handsign.hands.train)."""
     from handsign.hands.train import make_hands_config, train_hands  # torch
 
-    other = [f"--{k.replace('_', '-')}" for k, v in vars(a).items() if v not in (None, False) and k not in
-             (*_HANDS_FLAGS, "recipe", "quiet", "func", "parser", "command")]
+    other = _flags_given_except(a, (*_HANDS_FLAGS, "recipe", "quiet"))
     if other:
         raise HandsignError(f"{', '.join(other)}: not a setting of the hands recipes (they take "
                             f"{', '.join('--' + k.replace('_', '-') for k in _HANDS_FLAGS)})")

@@ -22,12 +22,14 @@ from handsign.preprocess import to_model_input
 from handsign.runtime import select_device
 
 
-def _dataset_for(meta: ModelMeta, split: str, data_dir, notes: list):
+def _dataset_for(meta: ModelMeta, split: str, data_dir) -> tuple[Dataset, list[str]]:
+    """The split to evaluate on, and notes for the user (the data used is not the data trained with)."""
     cfg = meta.config
     name = meta.task or cfg.get("dataset")
     # --data-dir, else where the model was trained if that folder is here (a bundled model's relative path
     # may not be), else $HANDSIGN_DATA or ./data
     recorded = cfg.get("data_dir") or ""
+    notes = []
     if not data_dir and recorded and not Path(recorded).is_dir():  # other copies of the data may differ: say so
         notes.append(f"NOTE: the data folder this model was trained with, {recorded!r}, is not here; evaluating "
                      f"on {resolve_data_dir(None)} instead (--data-dir chooses)")
@@ -37,12 +39,12 @@ def _dataset_for(meta: ModelMeta, split: str, data_dir, notes: list):
     # an image folder's pictures go through the model's own spec, as predict reads them
     kw = {"image_folder": cfg.get("image_folder", ""), "spec": meta.preprocess}
     if split == "test" or cfg.get("valid_from_test"):
-        return load_dataset(name, "test", data_dir, **kw)
+        return load_dataset(name, "test", data_dir, **kw), notes
     full = load_dataset(name, "train", data_dir, **kw)
     if cfg.get("limit"):
         full = full.subset(torch.arange(min(cfg["limit"], len(full))))
     return split_train_valid(full, cfg.get("valid_fraction", 0.1), cfg.get("seed", 0),
-                             by=cfg.get("valid_split", "random"), similarity=saved_group_similarity(cfg))[1]
+                             by=cfg.get("valid_split", "random"), similarity=saved_group_similarity(cfg))[1], notes
 
 
 @torch.inference_mode()
@@ -78,8 +80,7 @@ def evaluate(checkpoint, split: str = "test", data_dir=None, out=None, device: s
         hint = f"; evaluate its pixel model: handsign evaluate {loaded.path.parent / pixel}.safetensors" if pixel else ""
         raise HandsignError(f"{loaded.path}: a hand-landmark model, evaluated on photos leaving one person out "
                             f"(its metrics and benchmarks/hands_lopo.py){hint}")
-    notes = []
-    data = _dataset_for(loaded.meta, split, data_dir, notes)
+    data, notes = _dataset_for(loaded.meta, split, data_dir)
     labels = loaded.labels
     if data.classes != labels:
         raise HandsignError(f"the data's classes {data.classes} differ from the model's labels {labels}")

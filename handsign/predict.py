@@ -91,12 +91,14 @@ class Predictor:
             if not onnx_path.is_file():
                 raise CheckpointError(f"{onnx_path}: no such ONNX file; create it with 'handsign export {path} {onnx_path}'")
             meta, run = load_onnx(onnx_path, spin=spin)
-            stale = onnx_path != path and _stale(meta, path)
-            beside = path.with_suffix(".safetensors")  # named directly: used, but not in silence if it is stale
-            if onnx_path == path and beside.is_file() and (why := _stale(meta, beside)):
+            direct = onnx_path == path  # an .onnx named directly: its checkpoint, if any, is the one beside it
+            checkpoint = path.with_suffix(".safetensors") if direct else path
+            stale = _stale(meta, checkpoint) if checkpoint.is_file() else ""
+            if stale and direct:  # used as named, but not in silence
                 print(f"handsign: warning: {onnx_path}: using it as named, but it is stale against "
-                      f"{beside.name} beside it ({why}); re-export with 'handsign export {beside} {onnx_path}'",
-                      file=sys.stderr, flush=True)
+                      f"{checkpoint.name} beside it ({stale}); re-export with 'handsign export {checkpoint} "
+                      f"{onnx_path}'", file=sys.stderr, flush=True)
+                stale = ""
             if not stale:
                 if meta.input == "landmarks":
                     return cls._with_pixels(HandRoute(meta, run, "onnx", onnx_path), requested, device, spin)

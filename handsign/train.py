@@ -262,11 +262,10 @@ def _train(config: TrainConfig | None, *, resume, epochs: int | None, log, show_
     else:
         cfg = config or TrainConfig()
         run_dir = Path(cfg.out) if cfg.out else _default_run_dir(cfg)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise HandsignError(f"--out {run_dir}: a file, not a folder (name a new or empty folder for the run)")
-        in_the_way = next((p for p in run_dir.parents if p.exists() and not p.is_dir()), None)
-        if in_the_way is not None:  # found now, not after loading the data
-            raise HandsignError(f"--out {run_dir}: {in_the_way} is a file, not a folder")
+        in_the_way = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way is not None:  # said now, not after loading the data
+            raise HandsignError(f"--out {run_dir}: {in_the_way} is a file, not a folder (name a new or empty "
+                                f"folder for the run)")
         if run_dir.exists() and any(run_dir.iterdir()):
             raise HandsignError(f"--out {run_dir}: folder exists and is not empty (use --resume {run_dir} "
                                 f"to continue it, or another --out)")
