@@ -33,7 +33,7 @@ from torch.profiler import profile  # noqa: E402
 from torch import nn  # noqa: E402
 
 from handsign.models import create_model, flops_per_image  # noqa: E402
-from handsign.runtime import use_bf16  # noqa: E402
+from handsign.train.machine import use_bf16  # noqa: E402
 
 TRAIN_IMAGES, BATCH = 54_000, 256  # fast-mnist trains on 90 % of MNIST's 60,000 (10 % is its valid split)
 CONV_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::conv2d")

@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from handsign.config import make_config
-from handsign.train import finish, train
+from handsign.train.config import make_config
+from handsign.train.loop import train
 
 COURSE = ["course-mnist-mlp", "course-asl-mlp", "course-asl-cnn", "course-asl-cnn-aug"]
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         if not a.retrain and prev and (out / "metrics.json").is_file() and \
                 "best" in json.loads((out / "metrics.json").read_text()):
-            result = finish(out)  # re-evaluate the finished run (e.g. with a newer diagnosis)
+            result = train(resume=out, show_progress=False)  # nothing to train: its summary again (e.g. a newer diagnosis)
             seconds = prev["seconds"]
         else:
             result = train(make_config(name, data_dir=a.data_dir, out=str(out), seed=a.seed, threads=a.threads),

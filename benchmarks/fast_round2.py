@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import course_epoch, course_setup, course_transforms, loadavg, matmul_gflops  # noqa: E402
 
-from handsign.config import make_config  # noqa: E402
-from handsign.data import load_dataset, resolve_data_dir  # noqa: E402
+from handsign.train.config import make_config  # noqa: E402
+from handsign.data.readers import load_dataset, resolve_data_dir  # noqa: E402
 from handsign.errors import HandsignError  # noqa: E402
-from handsign.runtime import select_device  # noqa: E402
-from handsign.train import train  # noqa: E402
+from handsign.train.machine import select_device  # noqa: E402
+from handsign.train.loop import train  # noqa: E402
 
 TARGETS = {"fast-asl": {"test_acc": 0.998, "reference": "course loop, 3 epochs"},
            "fast-mnist": {"test_acc": 0.996, "reference": "pytorch/examples mnist, 1 epoch"}}

@@ -4,7 +4,7 @@
     python benchmarks/fuzz_parsers.py --target csv --seconds 30
 
 Targets:
-  image  bytes -> handsign.preprocess.load_image (decode + preprocessing) with each bundled model's spec
+  image  bytes -> handsign.images.preprocess.load_image (decode + preprocessing) with each bundled model's spec
          (the photo spec of `asl`: foreground crop, brightness match; the digit spec of `mnist`)
          and the plain Sign-MNIST spec. Allowed outcome: a (1, 28, 28) float32 array in [0, 1], or ImageError.
   csv    bytes -> handsign.data.parse_sign_mnist_csv (+ the label mapping load_sign_mnist applies).
@@ -67,8 +67,8 @@ def run_target(target: str, argv: list[str]) -> None:
 
     with atheris.instrument_imports(include=["handsign", "PIL"]):
         import numpy as np  # noqa: F401  (imported here so that it is not instrumented below)
-        from handsign import preprocess as pp
-        from handsign.data import map_sign_labels, parse_sign_mnist_csv
+        from handsign.images import preprocess as pp
+        from handsign.data.readers import map_sign_labels, parse_sign_mnist_csv
         from handsign.errors import DataError, ImageError
 
     if target == "image":

@@ -41,7 +41,7 @@ SIGN_FILES = ("sign_mnist_train.csv", "sign_mnist_test.csv")
 def pack(data_dir, to: Path, level: int = 6) -> Path:
     """Copy what `run` reads into `to` (made afresh): MNIST/raw/*.gz, sign_mnist/*.csv.gz (gzip `level`),
     SOURCES.md."""
-    from handsign.data import resolve_data_dir
+    from handsign.data.readers import resolve_data_dir
 
     root = resolve_data_dir(data_dir)
     missing = [f"MNIST/raw/{f}.gz" for f in MNIST_FILES if not (root / "MNIST" / "raw" / f"{f}.gz").is_file()]

@@ -23,11 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handsign import preprocess as pp  # noqa: E402
-from handsign.hands.data import load_folder  # noqa: E402
-from handsign.hands.train import PHOTOS_SUBDIR, HandsConfig, leave_one_person_out  # noqa: E402
-from handsign.predict import BUNDLED_DIR, Predictor  # noqa: E402
-from handsign.runners import softmax  # noqa: E402
+from handsign.images import preprocess as pp  # noqa: E402
+from handsign.hands.photos import load_folder  # noqa: E402
+from handsign.data.sources import KNOWN  # noqa: E402
+from handsign.train.config import make_config  # noqa: E402
+from handsign.train.landmarks import leave_one_person_out  # noqa: E402
+from handsign.infer.predict import BUNDLED_DIR, Predictor  # noqa: E402
+from handsign.infer.torch_runner import softmax  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pixel-model", default=str(BUNDLED_DIR / "asl-pixels.safetensors"))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     a = ap.parse_args(argv)
-    root = Path(a.data_dir) / PHOTOS_SUBDIR
+    root = Path(a.data_dir) / KNOWN["asl_photos"].folder
     t0 = time.perf_counter()
     hs = load_folder(root)
     detection = hs.detection_report()
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
     runs = []
     for seed in a.seeds:
         t = time.perf_counter()
-        lopo = leave_one_person_out(hs, HandsConfig(seed=seed), log=lambda *_: None)
+        lopo = leave_one_person_out(hs, make_config("hands-asl", seed=seed), log=lambda *_: None)
         fusion = {str(w): {"strict": score(lopo["probs"], pix, found, hs.labels, groups, w, True),
                            "system": score(lopo["probs"], pix, found, hs.labels, groups, w, False)} for w in WEIGHTS}
         runs.append({"seed": seed, "seconds": round(time.perf_counter() - t, 1),

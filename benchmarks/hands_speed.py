@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_load import served  # noqa: E402
 
-from handsign import preprocess as pp  # noqa: E402
-from handsign.predict import Predictor  # noqa: E402
+from handsign.images import preprocess as pp  # noqa: E402
+from handsign.infer.predict import Predictor  # noqa: E402
 
 
 def percentiles(xs) -> dict:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handsign.checkpoint import load_model, load_train_state
-from handsign.config import make_config
-from handsign.train import train
+from handsign.saved.checkpoint import load_model, load_train_state
+from handsign.train.config import make_config
+from handsign.train.loop import train
 
 SETTINGS = {"recipe": "course-asl-mlp", "epochs": 8, "batch_size": 16, "augment": "course"}
 

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from handsign.config import make_config
-from handsign.train import train
+from handsign.train.config import make_config
+from handsign.train.loop import train
 
 # recipe -> candidate overrides (limit = first N training samples, 0 = all)
 CANDIDATES = {

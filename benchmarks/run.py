@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from serve_load import run as load_run, served  # noqa: E402
 
-from handsign import fused as fused_mod, native  # noqa: E402
-from handsign.checkpoint import save_checkpoint  # noqa: E402
-from handsign.config import make_config  # noqa: E402
-from handsign.data import Dataset, load_dataset  # noqa: E402
-from handsign.evaluate import evaluate_tensors  # noqa: E402
-from handsign.models import ConvBlock, count_parameters, create_model, flops_per_image  # noqa: E402
-from handsign.preprocess import default_spec  # noqa: E402
-from handsign.train import make_optimizer, prepare_data, train_one_epoch  # noqa: E402
+from handsign.models.kernels import native  # noqa: E402
+from handsign.saved.checkpoint import save_checkpoint  # noqa: E402
+from handsign.train.config import make_config  # noqa: E402
+from handsign.data.readers import Dataset, load_dataset  # noqa: E402
+from handsign.infer.evaluate import evaluate_tensors  # noqa: E402
+from handsign.models import count_parameters, create_model, flops_per_image, set_kernels  # noqa: E402
+from handsign.images.preprocess import default_spec  # noqa: E402
+from handsign.train.loop import make_optimizer, prepare_data, train_one_epoch  # noqa: E402
 
 SECTIONS = ("machine", "train", "tta", "infer", "predict", "serve")
 TARGETS = {  # issue 4's targets on a 2-core CPU (benchmark figures, not tests)
@@ -152,8 +152,8 @@ def handsign_epoch(model, data: Dataset, cfg, optimizer, epoch: int = 1, total_s
 
 
 def build_model(cfg, classes: int):
-    """The model as handsign.train.train builds it (memory format included)."""
-    model = create_model(cfg.model, classes, **cfg.model_args)
+    """The model as handsign.train.train builds it (kernels and memory format included)."""
+    model = set_kernels(create_model(cfg.model, classes, **cfg.model_args), cfg.kernels)
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
 
 
@@ -180,12 +180,11 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
                 ("handsign loop (course CNN, batch 512, course aug per image, channels-last, bf16 autocast)",
                  "course-asl-cnn-aug", {"channels_last": True, "batch_size": 512, "precision": "bf16"}, "default")]
     variants += [(f"handsign loop ({r} recipe)", r, {}, "default") for r in recipes]
-    # blocks: "default" = handsign.fused, in C where fused_block.c builds; "torch-ops" = handsign.fused without
-    # its C kernels; "plain" = ConvBlock's nn.Sequential in training too (the ablations)
+    # blocks: "default" = handsign.models.kernels.fused, in C where fused_block.c builds; "torch-ops" = the same
+    # without its C kernels; "plain" = ConvBlock's nn.Sequential in training too (the ablations): --kernels
+    kernels = {"default": "auto", "torch-ops": "torch", "plain": "unfused"}
     for label, recipe, extra, blocks in variants:
-        ConvBlock.fused = blocks != "plain"
-        fused_mod.native_enabled = blocks == "default"
-        cfg = make_config(recipe, **extra)
+        cfg = make_config(recipe, **extra, kernels=kernels[blocks])
         n = min(len(data), steps * cfg.batch_size)
         subset = data.subset(torch.arange(n))
         torch.manual_seed(0)
@@ -195,7 +194,6 @@ def bench_train(data: Dataset, steps: int, recipes: list[str]) -> dict:
         out[label] = {**handsign_epoch(model, subset, cfg, opt), "model": cfg.model, "batch_size": cfg.batch_size,
                       "fused_blocks": blocks != "plain", "conv_blocks": blocks,
                       "train_flops_per_image": 3 * flops_per_image(model)}
-    ConvBlock.fused, fused_mod.native_enabled = True, True
     return out
 
 
@@ -253,7 +251,7 @@ def _tta_loop(train_epoch, test_acc, target, budget_s, max_epochs, log, run_to_e
 
 def make_checkpoint(folder: Path, recipe: str, classes: list, dataset: str) -> Path:
     """An untrained checkpoint of `recipe`'s model (latency does not depend on the weights) + its .onnx."""
-    from handsign.export import export
+    from handsign.infer.export import export
 
     cfg = make_config(recipe)
     torch.manual_seed(0)
@@ -274,7 +272,7 @@ def _ms_stats(seconds: list[float]) -> dict:
 
 def bench_infer(ckpt: Path, image: Path, n_single: int, batch: np.ndarray) -> dict:
     """Single-image latency (decode + preprocess + model, and model alone) and batch images/s."""
-    from handsign.predict import Predictor
+    from handsign.infer.predict import Predictor
 
     out = {}
     for backend in ("torch", "onnx"):
@@ -298,7 +296,7 @@ def bench_infer(ckpt: Path, image: Path, n_single: int, batch: np.ndarray) -> di
         out[backend] = {"single_image": _ms_stats(full), "model_only": _ms_stats(model_only),
                         "batch": len(batch), "batch_images_per_s": reps * len(batch) / (time.perf_counter() - start)}
     # the same folded torch model under bfloat16 autocast, batch only (predict and serve stay fp32)
-    from handsign.checkpoint import load_model
+    from handsign.saved.checkpoint import load_model
     from handsign.models import for_inference
 
     model, xb = for_inference(load_model(ckpt).model), torch.from_numpy(batch)
@@ -460,7 +458,7 @@ def main(argv=None) -> int:
 
     doc["machine"] = {"threads": torch.get_num_threads(), "matmul_gflops": matmul_gflops(0.5 if a.quick else 2.0),
                       "matmul_gflops_bf16": matmul_gflops(0.5 if a.quick else 2.0, dtype=torch.bfloat16),
-                      "conv_block_kernels": native.status()}  # handsign/fused_block.c built, or why not
+                      "conv_block_kernels": native.status()}  # handsign/models/kernels/fused_block.c built, or why not
     recipes = ["fast-asl"]
     if "train" in sections:
         timed("train", lambda: bench_train(data, steps, recipes))

@@ -5,7 +5,7 @@
 
 Rounds three to five's selections (issue 15; docs/fast.md) are these candidates. fast-asl candidates use
 `--valid-split groups`: Sign-MNIST's random split is near-copies of training and ranks nothing
-(handsign/groups.py). fast-mnist candidates use the random split (MNIST has no near-copies).
+(handsign/data/groups.py). fast-mnist candidates use the random split (MNIST has no near-copies).
 `--group-similarity` is the grouped split's near-copy threshold (rounds three and four: 0.95; round five:
 0.98, then 0.99, the default now, whose held-out photos are as far from training as the test file's).
 Each run also records which valid images its last epoch misreads; where several candidates share a split,
@@ -113,9 +113,9 @@ def register_variants():
     """Add VARIANTS to the augmentation presets and "cnn2" to the models of this process (a worker's)."""
     import dataclasses
 
-    import handsign.config as config
+    import handsign.train.config as config
     import handsign.models as models
-    import handsign.transforms as transforms
+    import handsign.images.augment as transforms
 
     for name, (base, changes) in VARIANTS.items():
         transforms.AUGMENT_PRESETS[name] = dataclasses.replace(transforms.AUGMENT_PRESETS[base], **changes)
@@ -148,11 +148,11 @@ def two_conv_cnn(num_classes=10, in_channels=1, image_size=28, stages=((16, 16),
 
 
 def run(name: str, seed: int, data_dir: str, limit: int = 0, group_similarity: float | None = None) -> dict:
-    from handsign.checkpoint import load_model  # imported in the worker process
-    from handsign.config import make_config
-    from handsign.evaluate import predict_tensors
-    from handsign.groups import near_duplicate_groups
-    from handsign.train import prepare_data, train
+    from handsign.saved.checkpoint import load_model  # imported in the worker process
+    from handsign.train.config import make_config
+    from handsign.infer.evaluate import predict_tensors
+    from handsign.data.groups import near_duplicate_groups
+    from handsign.train.loop import prepare_data, train
 
     register_variants()
     recipe, overrides = CANDIDATES[name]
@@ -205,7 +205,7 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="runs at once, one process and one thread each")
     p.add_argument("--limit", type=int, default=0, help="first N training samples only (a smoke run; 0 = all)")
     p.add_argument("--group-similarity", type=float, default=None,
-                   help="near-copy threshold of the grouped split (default: handsign's, see handsign/groups.py)")
+                   help="near-copy threshold of the grouped split (default: handsign's, see handsign/data/groups.py)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "select-fast.json"))
     args = p.parse_args(argv)
     jobs = [(name, seed) for name in args.only for seed in args.seeds]

@@ -35,9 +35,9 @@ def rss_mib(pid: int) -> float:
 def course_cnn(folder: Path) -> Path:
     import torch
 
-    from handsign.checkpoint import save_checkpoint
+    from handsign.saved.checkpoint import save_checkpoint
     from handsign.models import create_model
-    from handsign.preprocess import default_spec
+    from handsign.images.preprocess import default_spec
 
     torch.manual_seed(0)
     meta = {"architecture": {"name": "cnn", "args": {}}, "labels": list("abcdefghiklmnopqrstuvwxy"),

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from handsign.config import make_config
-from handsign.data import Dataset
+from handsign.train.config import make_config
+from handsign.data.readers import Dataset
 from handsign.models import create_model
-from handsign.runtime import busy_cores, choose_threads, step_flop
-from handsign.train import make_optimizer, train_one_epoch
+from handsign.train.machine import busy_cores, choose_threads, step_flop
+from handsign.train.loop import make_optimizer, train_one_epoch
 
 CASES = [("mlp", 32), ("cnn", 128)]
 

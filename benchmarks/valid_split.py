@@ -3,7 +3,7 @@
     python benchmarks/valid_split.py --data-dir ../shared/data      # ~1 min on 2 cores; prints a table, writes JSON
 
 A validation split should predict test accuracy, so its images should be as far from the training images
-as the test file's are. Distance here is the cosine similarity of mean-centred pixels (handsign.groups) to
+as the test file's are. Distance here is the cosine similarity of mean-centred pixels (handsign.data.groups) to
 the nearest training image. The script prints the quantiles of that similarity for the test file and, for
 each split, its held-out images: a random split and `--valid-split groups` at several near-copy thresholds.
 Only test *images* are read (no labels, no model), so choosing the threshold whose quantiles match the
@@ -22,8 +22,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's handsign, not an installed one
 
-from handsign.data import load_dataset  # noqa: E402
-from handsign.groups import near_duplicate_groups, split_by_groups, unit_rows  # noqa: E402
+from handsign.data.readers import load_dataset  # noqa: E402
+from handsign.data.groups import near_duplicate_groups, split_by_groups, unit_rows  # noqa: E402
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 

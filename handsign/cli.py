@@ -11,18 +11,20 @@ import argparse
 import sys
 
 from handsign import __version__, commands
-from handsign.config import CHOICES, FLAG_TYPES, field_help, flag_fields
+from handsign.train.config import CHOICES, CONFIGS, FLAG_TYPES, field_help, flag_fields
 from handsign.errors import HandsignError
 
 
 def add_config_flags(p) -> None:
-    """One flag per TrainConfig field (handsign.config.flag_fields): `--kebab-name`, its type, its help (the
-    field's comment) and its choices (config.CHOICES). Every default is None: only what is given overrides
-    the recipe. A bool field is `--name` / `--no-name`."""
+    """One flag per field of the families' configs (handsign.train.config.flag_fields): `--kebab-name`, its type,
+    its help (the field's comment, naming the family when only one has it) and its choices (config.CHOICES).
+    Every default is None: only what is given overrides the recipe. A bool field is `--name` / `--no-name`."""
     helps = field_help()
     for f in flag_fields():
         flag = "--" + f.name.replace("_", "-")
-        text = helps.get(f.name, "").replace("%", "%%")
+        owners = [family for family, cls in CONFIGS.items() if f.name in {g.name for g in flag_fields(cls)}]
+        only = f"({owners[0].rstrip('s')} recipes) " if len(owners) < len(CONFIGS) else ""
+        text = (only + helps.get(f.name, "")).replace("%", "%%")
         if FLAG_TYPES[f.type] is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
@@ -36,8 +38,6 @@ def _add_train(sub):
     p.add_argument("--resume", metavar="RUN", help="continue the stopped run in folder RUN")
     add_config_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--photos", help="hands recipes: ROOT/<letter>/*.jpg (default DATA/asl_photos/massey)")
-    p.add_argument("--holdout", help="hands recipes: a person (e.g. hand3) left out of training and reported")
     p.add_argument("--nproc", type=int, metavar="N", help="train with N processes (DistributedDataParallel: "
                    "one per GPU with --device cuda, else on CPU); --batch-size is per process")
     p.set_defaults(func=commands.cmd_train)

@@ -10,71 +10,50 @@ from __future__ import annotations
 import json
 import sys
 
-from handsign.config import RECIPES, flag_fields, make_config
-from handsign.datasets import format_status, status
+from handsign.train.config import RECIPES, flag_fields, make_config
+from handsign.data.sources import format_status, status
 from handsign.errors import HandsignError
-from handsign.export import TOLERANCE, export
-from handsign.fetch import fetch
-from handsign.predict import iter_predict
+from handsign.infer.export import TOLERANCE, export
+from handsign.data.fetch import fetch
+from handsign.infer.predict import iter_predict
 
 
 # what --resume takes besides the run folder: the run's own config.json decides everything else
 _RESUME_FLAGS = ("resume", "epochs", "quiet", "nproc")
 
 
-def _flags_given_except(a, taken: tuple) -> list[str]:
+def _flags_given_except(a, taken) -> list[str]:
     """The flags given on the command line (not left at their default) other than `taken`, as --names."""
     return [f"--{k.replace('_', '-')}" for k, v in vars(a).items()
             if v not in (None, False, "") and k not in (*taken, "func", "parser", "command")]
 
 
 def cmd_train(a) -> int:
+    """Every recipe, pixel or landmark, the same way: its config from the flags, then train() (or torchrun)."""
     if a.resume:  # a flag given beside --resume would be silently ignored: say so instead
         ignored = _flags_given_except(a, _RESUME_FLAGS)
         if ignored:
             raise HandsignError(f"{', '.join(ignored)}: --resume continues {a.resume} with the settings in its "
                                 f"config.json; only --epochs (to train further) applies")
-    if a.recipe.startswith("hands"):
-        return _train_hands(a)
-    if a.photos or a.holdout:
-        raise HandsignError("--photos and --holdout are for the hands recipes (e.g. --recipe hands-asl)")
-    from handsign import distributed  # torch
-    from handsign.train import train  # torch
+    config = None if a.resume else config_from_args(a)  # a bad flag fails here once, not in every rank
+    from handsign.train import distributed  # torch
+    from handsign.train.loop import train  # torch
 
     if a.nproc is not None and not distributed.launched():  # this process starts N copies under torchrun
-        config = None if a.resume else config_from_args(a)  # a bad flag fails here once, not in every rank
-        return distributed.train_multiprocess(config, a.nproc, resume=a.resume, epochs=a.epochs,
+        return distributed.train_multiprocess(config, a.nproc, resume=a.resume, epochs=a.epochs if a.resume else None,
                                               show_progress=not a.quiet)
-    if a.resume:
-        train(resume=a.resume, epochs=a.epochs, show_progress=not a.quiet)
-        return 0
-    train(config_from_args(a), show_progress=not a.quiet)
-    return 0
-
-
-_HANDS_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed", "data_dir", "out",
-                "threads", "photos", "holdout")
-
-
-def _train_hands(a) -> int:
-    """`train --recipe hands-...`: the hand-landmark model (handsign.hands.train)."""
-    from handsign.hands.train import make_hands_config, train_hands  # torch
-
-    other = _flags_given_except(a, (*_HANDS_FLAGS, "recipe", "quiet"))
-    if other:
-        raise HandsignError(f"{', '.join(other)}: not a setting of the hands recipes (they take "
-                            f"{', '.join('--' + k.replace('_', '-') for k in _HANDS_FLAGS)})")
-    train_hands(make_hands_config(a.recipe, **{k: getattr(a, k) for k in _HANDS_FLAGS}))
+    train(config, resume=a.resume, epochs=a.epochs if a.resume else None, show_progress=not a.quiet)
     return 0
 
 
 def config_from_args(a):
-    """The TrainConfig of `train`'s parsed flags: the recipe's settings with the flags given on top."""
+    """The config of `train`'s parsed flags: the recipe's family's config, its settings with the flags given on
+    top; a flag that is not a setting of that family is refused (make_config names it)."""
     return make_config(a.recipe, **{f.name: getattr(a, f.name) for f in flag_fields()})
 
 
 def cmd_evaluate(a) -> int:
-    from handsign.evaluate import evaluate, format_report  # torch
+    from handsign.infer.evaluate import evaluate, format_report  # torch
 
     result = evaluate(a.checkpoint, split=a.split, data_dir=a.data_dir, out=a.out, device=a.device)
     for note in result["notes"]:
@@ -84,17 +63,14 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_recipes(a) -> int:
-    from handsign.hands.train import HANDS_RECIPES  # torch
-
-    recipes = {**RECIPES, **HANDS_RECIPES}
-    width = max(map(len, recipes))
-    for name, r in recipes.items():
+    width = max(map(len, RECIPES))
+    for name, r in RECIPES.items():
         print(f"{name:<{width}}  {r['description']}")
     return 0
 
 
 def cmd_augment_preview(a) -> int:
-    from handsign.transforms import augment_preview  # torch
+    from handsign.train.preview import augment_preview  # torch
 
     path = augment_preview(recipe=a.recipe, dataset=a.dataset, n=a.n, copies=a.copies, seed=a.seed,
                            data_dir=a.data_dir, out=a.out, per_batch=a.per_batch, augment=a.augment)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handsign.checkpoint import save_checkpoint
+from handsign.saved.checkpoint import save_checkpoint
 from handsign.models import create_model
-from handsign.preprocess import default_spec
+from handsign.images.preprocess import default_spec
 
 ASL_LABELS = list("abcdefghiklmnopqrstuvwxy")
 DIGITS = [str(d) for d in range(10)]

@@ -123,8 +123,8 @@ def tiny_data(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A finished 2-epoch CNN run on synthetic Sign-MNIST (shared, read-only for tests)."""
-    from handsign.config import make_config
-    from handsign.train import train
+    from handsign.train.config import make_config
+    from handsign.train.loop import train
 
     base = tmp_path_factory.mktemp("tiny_run")
     root = make_sign_mnist(base / "data")
@@ -152,6 +152,6 @@ def model_paths(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def predictors(model_paths):
-    from handsign.predict import Predictor
+    from handsign.infer.predict import Predictor
 
     return {name: Predictor.load(path, "torch") for name, path in model_paths.items()}

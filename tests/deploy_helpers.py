@@ -18,9 +18,9 @@ def make_checkpoint(path: Path, seed: int = 0, **extra_meta) -> Path:
     """A small random-initialised CNN (non-trivial BatchNorm statistics) saved as a handsign checkpoint."""
     import torch
 
-    from handsign.checkpoint import save_checkpoint
+    from handsign.saved.checkpoint import save_checkpoint
     from handsign.models import create_model
-    from handsign.preprocess import default_spec
+    from handsign.images.preprocess import default_spec
 
     torch.manual_seed(seed)
     model = create_model("cnn", len(ASL), **TINY_CNN).eval()

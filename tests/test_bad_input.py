@@ -22,11 +22,11 @@ from PIL import Image
 from conftest import make_sign_mnist, sign_csv_text
 from deploy_helpers import base_image, encode, make_checkpoint
 from handsign.cli import main
-from handsign.config import make_config
+from handsign.train.config import make_config
 from handsign.errors import CheckpointError, DataError, HandsignError, ImageError
-from handsign.predict import Predictor, predict
+from handsign.infer.predict import Predictor, predict
 from handsign.serve import create_app
-from handsign.train import train
+from handsign.train.loop import train
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -498,14 +498,16 @@ def test_resume_refuses_flags_it_would_ignore_and_fewer_epochs_than_done(tmp_pat
     assert code == 2
     assert_one_line(err, "--epochs 1", "already trained 2 epochs")
     assert (run / "config.json").read_text() == saved  # the refused resume rewrote nothing
-    code, out, _ = cli(capsys, "train", "--resume", run, "--quiet")  # all epochs done: says so, tests again
+    code, out, _ = cli(capsys, "train", "--resume", run, "--quiet")  # all epochs done: says so, sums up again
     assert code == 0 and "already trained 2 epochs: nothing to train" in out
+    # a landmark run written before both families shared the loop: a best checkpoint and no resumable state
     hands = tmp_path / "hands-run"
     hands.mkdir()
     (hands / "config.json").write_text(json.dumps({"recipe": "hands-asl", "photos": "", "holdout": ""}))
+    (hands / "best.safetensors").write_bytes(b"")
     code, _, err = cli(capsys, "train", "--resume", hands)
     assert code == 2
-    assert_one_line(err, "hands-recipe run", "cannot be resumed", "--recipe hands-asl")
+    assert_one_line(err, "no resumable checkpoint", "--recipe hands-asl")
 
 
 def test_evaluate_says_when_the_recorded_data_folder_is_not_here(tmp_path, capsys, monkeypatch):

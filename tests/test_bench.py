@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from conftest import REPO
-from handsign.config import RECIPES, make_config
+from handsign.train.config import RECIPES, make_config
 from handsign.models import create_model
-from handsign.transforms import augment_batch, get_augment
+from handsign.images.augment import augment_batch, get_augment
 
 FAST = sorted(r for r in RECIPES if r.startswith("fast-"))
 

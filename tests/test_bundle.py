@@ -7,8 +7,8 @@ import pytest
 from deploy_helpers import ASL, make_checkpoint, write_images
 from handsign.bundle import train_command
 from handsign.cli import main
-from handsign.config import make_config
-from handsign.predict import Predictor
+from handsign.train.config import make_config
+from handsign.infer.predict import Predictor
 
 
 def test_bundle_writes_four_files_that_predict(tmp_path, monkeypatch, capsys):
@@ -30,7 +30,7 @@ def test_bundle_writes_four_files_that_predict(tmp_path, monkeypatch, capsys):
     for text in (command, "75.31%", "course-asl-cnn", "Limitations", '"fit": "pad"', "100 train"):
         assert text in card
 
-    import handsign.predict as hp
+    import handsign.saved.checkpoint as hp
     monkeypatch.setattr(hp, "BUNDLED_DIR", out)
     images = write_images(tmp_path / "img", 2)
     p = Predictor.load("asl")

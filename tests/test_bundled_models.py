@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from handsign.data import load_dataset
-from handsign.predict import BUNDLED_DIR, Predictor
+from handsign.data.readers import load_dataset
+from handsign.infer.predict import BUNDLED_DIR, Predictor
 
 
 @pytest.mark.realdata
@@ -38,7 +38,7 @@ def test_evaluate_takes_bundled_names(real_data_dir, monkeypatch):
     """`handsign evaluate mnist` finds its data through $HANDSIGN_DATA (the bundled model's recorded data
     folder is another machine's); `evaluate asl` says the landmark model is measured on photos instead."""
     from handsign.errors import HandsignError
-    from handsign.evaluate import evaluate
+    from handsign.infer.evaluate import evaluate
 
     monkeypatch.setenv("HANDSIGN_DATA", str(real_data_dir))
     meta = json.loads((BUNDLED_DIR / "mnist.json").read_text())

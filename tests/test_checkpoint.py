@@ -5,10 +5,10 @@ import pickle
 import pytest
 import torch
 
-from handsign.checkpoint import load_model, read_metadata, save_checkpoint
+from handsign.saved.checkpoint import load_model, read_metadata, save_checkpoint
 from handsign.errors import CheckpointError
 from handsign.models import create_model
-from handsign.preprocess import default_spec
+from handsign.images.preprocess import default_spec
 
 META = {"architecture": {"name": "cnn", "args": {}}, "labels": list("abcdefghiklmnopqrstuvwxy"),
         "preprocess": default_spec("sign_mnist"), "metrics": {"test_acc": 0.5}}
@@ -79,8 +79,8 @@ def test_missing_file(tmp_path):
 @pytest.mark.parametrize("name", ["asl", "asl-pixels", "mnist"])
 def test_bundled_metadata_reads_and_writes_back_unchanged(name):
     """Files written before ModelMeta existed read unchanged, and writing them again gives the same JSON."""
-    from handsign.meta import ModelMeta
-    from handsign.predict import BUNDLED_DIR
+    from handsign.saved.meta import ModelMeta
+    from handsign.infer.predict import BUNDLED_DIR
 
     raw = json.loads((BUNDLED_DIR / f"{name}.json").read_text())
     meta = ModelMeta.from_dict(raw, name)
@@ -99,7 +99,7 @@ def test_bundled_metadata_reads_and_writes_back_unchanged(name):
     ({"format": "other"}, "not a handsign-checkpoint"),
 ])
 def test_malformed_metadata_is_one_clear_line(change, words):
-    from handsign.meta import ModelMeta
+    from handsign.saved.meta import ModelMeta
 
     with pytest.raises(CheckpointError) as e:
         ModelMeta.from_dict({**META, **change}, "m.safetensors")
@@ -109,7 +109,7 @@ def test_malformed_metadata_is_one_clear_line(change, words):
 
 
 def test_a_models_own_min_confidence_is_its_default(tmp_path):
-    from handsign.predict import MIN_CONFIDENCE, Predictor
+    from handsign.infer.predict import MIN_CONFIDENCE, Predictor
 
     _, path = saved(tmp_path)
     assert Predictor.load(path, "torch").min_confidence == MIN_CONFIDENCE  # not written: predict's own floor

@@ -7,7 +7,8 @@ from PIL import Image
 
 from conftest import run_cli
 from handsign.cli import main
-from handsign.data import load_dataset
+from handsign.errors import HandsignError
+from handsign.data.readers import load_dataset
 
 
 def test_help_lists_the_commands(capsys):
@@ -83,9 +84,9 @@ def test_predict_and_evaluate_agree_on_the_same_files(tmp_path, tiny_run):
     import shutil
 
     from deploy_helpers import make_checkpoint
-    from handsign.evaluate import evaluate
-    from handsign.export import export
-    from handsign.predict import Predictor
+    from handsign.infer.evaluate import evaluate
+    from handsign.infer.export import export
+    from handsign.infer.predict import Predictor
 
     cfg = json.loads((tiny_run / "config.json").read_text())
     test = load_dataset("sign_mnist", "test", cfg["data_dir"])
@@ -116,8 +117,8 @@ def test_predict_and_evaluate_agree_on_the_same_files(tmp_path, tiny_run):
 
 
 def test_predict_matches_the_model_on_the_same_pixels(tmp_path, tiny_run):
-    from handsign.checkpoint import load_model
-    from handsign.predict import Predictor
+    from handsign.saved.checkpoint import load_model
+    from handsign.infer.predict import Predictor
 
     cfg = json.loads((tiny_run / "config.json").read_text())
     test = load_dataset("sign_mnist", "test", cfg["data_dir"])
@@ -154,38 +155,56 @@ def test_augment_preview_writes_a_png(tmp_path, tiny_data):
 
 
 def test_train_flags_are_generated_from_the_config(capsys):
-    """Every TrainConfig field but recipe/model_args is a flag with its comment as help and its choices;
-    to_argv gives flags that parse back to the same config (bundle's command and --nproc use it)."""
+    """Every field of both families' configs but recipe/model_args is a flag with its comment as help and its
+    choices; to_argv gives flags that parse back to the same config (bundle's command uses it)."""
     import dataclasses
 
     from handsign.cli import build_parser
     from handsign.commands import config_from_args
-    from handsign.config import CHOICES, FLAG_TYPES, NO_FLAG, TrainConfig, field_help, flag_fields, make_config
+    from handsign.train.config import (CHOICES, FLAG_TYPES, NO_FLAG, HandsConfig, TrainConfig, field_help,
+                                       flag_fields, make_config)
 
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     helps = field_help()
-    assert [f.name for f in flag_fields()] == [f.name for f in dataclasses.fields(TrainConfig)
-                                               if f.name not in NO_FLAG and f.type in FLAG_TYPES]
-    assert len(flag_fields()) >= 23  # every setting of today's TrainConfig but recipe and model_args
+    for cls in (TrainConfig, HandsConfig):
+        assert [f.name for f in flag_fields(cls)] == [f.name for f in dataclasses.fields(cls)
+                                                      if f.name not in NO_FLAG and f.type in FLAG_TYPES]
+    assert len(flag_fields(TrainConfig)) >= 24  # every setting of today's TrainConfig but recipe and model_args
+    assert {"hidden", "rotate", "holdout", "photos"} <= {f.name for f in flag_fields()}  # the landmark model's
     for f in flag_fields():
         assert "--" + f.name.replace("_", "-") in text and " ".join(helps[f.name].split()) in text, f.name
     assert "{" + ",".join(CHOICES["optimizer"]) + "}" in text
+    assert "--rotate ROTATE (landmark recipes) degrees" in text
     for cfg in (make_config("fast-asl", epochs=3, channels_last=False, lr=0.01, preprocess="photo"),
-                make_config(dataset="folder", image_folder="a b", augment_per_batch=True, eval_batch_size=7)):
+                make_config(dataset="folder", image_folder="a b", augment_per_batch=True, eval_batch_size=7),
+                make_config("hands-asl", hidden=(64, 32, 16), rotate=5.0, lopo=False, holdout="hand2")):
         assert config_from_args(build_parser().parse_args(["train", *cfg.to_argv()])) == cfg
 
 
-def test_multiprocess_training_has_a_python_api(monkeypatch):
-    from handsign import distributed
-    from handsign.config import make_config
+def test_multiprocess_training_has_a_python_api(monkeypatch, tmp_path):
+    """--nproc writes the run folder's config.json first and every process reads it (`train --resume RUN`): the
+    whole config makes the trip, model_args too (it has no flag)."""
+    import json
+
+    from handsign.train import distributed
+    from handsign.train.config import config_from_dict, make_config
 
     calls = []
     monkeypatch.setattr(distributed, "launch", lambda nproc, argv: calls.append((nproc, argv)) or 0)
-    assert distributed.train_multiprocess(make_config("fast-asl", epochs=2), nproc=3, show_progress=False) == 0
-    assert calls[-1] == (3, ["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet"])
-    assert main(["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet", "--nproc", "3"]) == 0
-    assert calls[-1] == (3, ["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet"])
+    cfg = make_config("fast-asl", epochs=2, model_args={"channels": [8, 16, 24], "hidden": 32}, out=str(tmp_path / "a"))
+    assert distributed.train_multiprocess(cfg, nproc=3, show_progress=False) == 0
+    assert calls[-1] == (3, ["train", "--resume", str(tmp_path / "a"), "--quiet"])
+    assert config_from_dict(json.loads((tmp_path / "a" / "config.json").read_text())) == cfg
+    assert main(["train", "--recipe", "fast-asl", "--epochs", "2", "--quiet", "--nproc", "3",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert calls[-1] == (3, ["train", "--resume", str(tmp_path / "b"), "--quiet"])
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["epochs"] == 2
     distributed.train_multiprocess(resume="runs/x", epochs=4, nproc=2)
     assert calls[-1] == (2, ["train", "--resume", "runs/x", "--epochs", "4"])
+    with pytest.raises(HandsignError, match="one process"):
+        distributed.train_multiprocess(make_config("hands-asl", out=str(tmp_path / "c")), nproc=2)
+    assert not (tmp_path / "c").exists()
+
+

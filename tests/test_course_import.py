@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from handsign.checkpoint import load_model
+from handsign.saved.checkpoint import load_model
 from handsign.cli import main
 
 

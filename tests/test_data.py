@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import make_mnist, make_sign_mnist, sign_csv_text
-from handsign.data import (ASL_LETTERS, load_dataset, load_image_folder, parse_sign_mnist_csv,
+from handsign.data.readers import (ASL_LETTERS, load_dataset, load_image_folder, parse_sign_mnist_csv,
                            read_sign_mnist_csv, split_train_valid)
 from handsign.errors import DataError
 
@@ -84,7 +84,7 @@ def test_kaggle_label_9_is_refused(tmp_path):
 
 
 def test_cache_is_used_and_never_stale(tmp_path, monkeypatch):
-    import handsign.data as hd
+    import handsign.data.readers as hd
 
     monkeypatch.setenv("HANDSIGN_CACHE", str(tmp_path / "cache"))
     p = write(tmp_path, sign_csv_text([1, 2]))

@@ -12,9 +12,9 @@ import pytest
 from deploy_helpers import ASL, REPO, make_checkpoint, no_torch_cmd, write_images
 from handsign.cli import main
 from handsign.errors import CheckpointError, HandsignError
-from handsign.export import export
-from handsign.onnx_runtime import load_onnx
-from handsign.predict import Predictor
+from handsign.infer.export import export
+from handsign.infer.onnx_runner import load_onnx
+from handsign.infer.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_export_matches_torch_and_is_self_describing(exported):
 def test_onnx_has_dynamic_batch_and_named_io(exported):
     import torch
 
-    from handsign.checkpoint import load_model
+    from handsign.saved.checkpoint import load_model
 
     ckpt, r = exported
     session = ort.InferenceSession(str(r["path"]), providers=["CPUExecutionProvider"])
@@ -104,8 +104,8 @@ def test_bad_onnx_files_are_refused(tmp_path):
 
 
 def test_light_modules_do_not_import_torch():
-    code = ("import sys, handsign, handsign.cli, handsign.predict, handsign.onnx_runtime, handsign.preprocess, "
-            "handsign.checkpoint; handsign.cli.build_parser(); "
+    code = ("import sys, handsign, handsign.cli, handsign.infer.predict, handsign.infer.onnx_runner, handsign.images.preprocess, "
+            "handsign.saved.checkpoint; handsign.cli.build_parser(); "
             "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -1,4 +1,4 @@
-from handsign.diagnosis import diagnose
+from handsign.train.diagnosis import diagnose
 
 
 def hist(pairs):

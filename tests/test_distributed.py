@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from handsign import distributed
-from handsign.checkpoint import load_model, read_metadata
+from handsign.train import distributed
+from handsign.saved.checkpoint import load_model, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
 DIGEST = re.compile(r"weights identical on all (\d+) ranks \(parameters sha256 ([0-9a-f]{64})\)")
@@ -103,7 +103,7 @@ def test_two_processes_train_resume_and_checkpoint(folder, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2]
     # 160 images, 10 % valid -> 144 train: 72 per rank, 9 steps of 8; metrics are global.
     # The stripes are easy: after 2 epochs the model reads every one of the 32 test images
-    from handsign.predict import Predictor
+    from handsign.infer.predict import Predictor
 
     tests = sorted((folder / "test").glob("c*/*.png"))
     got = Predictor.load(out, backend="torch").predict_files(tests, top_k=2)
@@ -138,7 +138,7 @@ def _torchrun_env(monkeypatch) -> None:
 def _train_in_process(folder: Path, out: Path, epochs: int = 1):
     from handsign.cli import build_parser
     from handsign.commands import config_from_args
-    from handsign.train import train
+    from handsign.train.loop import train
 
     cfg = config_from_args(build_parser().parse_args(_train_args(folder, out, epochs=epochs)))
     return train(cfg, log=lambda *a: None, show_progress=False)
@@ -186,7 +186,7 @@ def test_group_is_left_on_every_path_after_the_wrapper_is_freed(folder, tmp_path
     and with the explicit timeout."""
     import torch.distributed as dist
 
-    from handsign import train as ht
+    from handsign.train import pixels as ht
     from handsign.errors import HandsignError
 
     at_destroy, inits = [], []

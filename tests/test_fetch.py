@@ -2,7 +2,7 @@
 127.0.0.1 (a free port), truncated and corrupted downloads refused with nothing left behind, installs from
 a zip / folder / fake kagglehub, and one message naming every missing data set.
 
-The catalogue (handsign.datasets.KNOWN) is swapped for one whose sha256 values are those of small files
+The catalogue (handsign.data.sources.KNOWN) is swapped for one whose sha256 values are those of small files
 made here, except in the realdata tests, which serve copies of ../shared/data's MNIST files.
 """
 
@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from conftest import make_mnist, make_sign_mnist
-from handsign import datasets
+from handsign.data import sources as datasets
 from handsign.cli import main
-from handsign.datasets import KNOWN, DataSet, Form, require, status, tree_sha256
+from handsign.data.sources import KNOWN, DataSource, Form, require, status, tree_sha256
 from handsign.errors import DataError
-from handsign.fetch import fetch
+from handsign.data.fetch import fetch
 
 MNIST_STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte"]
@@ -87,7 +87,7 @@ def fake_mnist(tmp_path, monkeypatch):
     shutil.copytree(src, published)
     slots = tuple((Form(f"MNIST/raw/{s}", "0" * 64, 0),
                    Form(f"MNIST/raw/{s}.gz", sha((published / f"{s}.gz").read_bytes()), 0)) for s in MNIST_STEMS)
-    monkeypatch.setitem(KNOWN, "mnist", DataSet("mnist", "MNIST", "MNIST/raw", slots=slots, how="fetch it"))
+    monkeypatch.setitem(KNOWN, "mnist", DataSource("mnist", "MNIST", "MNIST/raw", slots=slots, how="fetch it"))
     return published
 
 
@@ -103,7 +103,7 @@ def test_fetch_from_a_mirror_verifies_and_loads(tmp_path, fake_mnist):
     assert leftovers(data) == sorted(f"{s}.gz" for s in MNIST_STEMS)
     for s in MNIST_STEMS:
         assert (data / "MNIST/raw" / f"{s}.gz").read_bytes() == (fake_mnist / f"{s}.gz").read_bytes()
-    from handsign.data import load_dataset
+    from handsign.data.readers import load_dataset
     assert len(load_dataset("mnist", "train", data)) == 40 and len(load_dataset("mnist", "test", data)) == 20
 
 
@@ -168,7 +168,7 @@ def fake_sign(tmp_path, monkeypatch):
     made = make_sign_mnist(tmp_path / "made", n_train=48, n_test=24) / "sign_mnist"
     slots = tuple((Form(f"sign_mnist/sign_mnist_{s}.csv", sha((made / f"sign_mnist_{s}.csv").read_bytes()), 0),)
                   for s in ("train", "test"))
-    monkeypatch.setitem(KNOWN, "sign_mnist", DataSet("sign_mnist", "Sign Language MNIST", "sign_mnist",
+    monkeypatch.setitem(KNOWN, "sign_mnist", DataSource("sign_mnist", "Sign Language MNIST", "sign_mnist",
                                                      slots=slots, how="get it from Kaggle"))
     return made
 
@@ -223,7 +223,7 @@ def test_asl_photos_tree_from_zip(tmp_path, monkeypatch):
     letters = "abcdefghiklmnopqrstuvwxy"
     files = sorted((f"{c}/hand1_{c}_{k}.jpeg", f"{c}{k}".encode() * 10) for c in letters for k in range(2))
     digest = hashlib.sha256(b"".join(rel.encode() + body for rel, body in files)).hexdigest()
-    monkeypatch.setitem(KNOWN, "asl_photos", DataSet("asl_photos", "ASL photos", "asl_photos/massey",
+    monkeypatch.setitem(KNOWN, "asl_photos", DataSource("asl_photos", "ASL photos", "asl_photos/massey",
                                                      tree=(len(files), digest), how="from Kaggle", optional=True))
     zpath = tmp_path / "asl.zip"
     with zipfile.ZipFile(zpath, "w") as z:

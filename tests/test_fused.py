@@ -11,20 +11,28 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from handsign import fused, native
-from handsign.fused import Dropout, conv_block_train, keep_mask
-from handsign.models import ConvBlock, create_model
+from handsign.models.kernels import fused, native
+from handsign.models.kernels.fused import Dropout, conv_block_train, keep_mask
+from handsign.models import ConvBlock, create_model, set_kernels
 
 
 @pytest.fixture(params=["torch-ops", "native"])
-def path(request, monkeypatch):
+def path(request):
     """Each test that takes it runs twice: through fused.py's torch ops and through fused_block.c."""
     if request.param == "native" and native.library() is None:
         if os.environ.get("CI") or shutil.which("cc"):
             pytest.fail(f"the C kernels did not build here: {native.status()}")
         pytest.skip(native.status())
-    monkeypatch.setattr(fused, "native_enabled", request.param == "native")
     return request.param
+
+
+def _native(path) -> bool:
+    return path == "native"
+
+
+def _kernels(path) -> str:
+    """ConvBlock.kernels for the `path` fixture's parameter."""
+    return "native" if path == "native" else "torch"
 
 
 def _close(a, b, rtol=1e-4, atol=1e-4):
@@ -53,7 +61,8 @@ def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, co
     x = (torch.randn(batch, cin, size, size) * 2 + 0.5)
     x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     keep = torch.rand(batch, size, size, cout) > p
-    out = conv_block_train(x1, fused.model[0], fused.model[1], p, keep=keep if p else None)
+    out = conv_block_train(x1, fused.model[0], fused.model[1], p, keep=keep if p else None,
+                           native_kernels=_native(path))
 
     conv, bn, relu, _, pool = plain.model  # the same mask, applied the way nn.Dropout would
     ref = relu(bn(conv(x2)))
@@ -78,10 +87,8 @@ def test_block_matches_sequential_in_outputs_gradients_and_running_stats(cin, co
 def test_whole_cnn_training_step_matches_the_plain_modules(path, convs):
     torch.manual_seed(0)
     fused = create_model("cnn", 24, dropouts=(0.0, 0.0, 0.0), head_dropout=0.0, convs=convs).train()
-    plain = copy.deepcopy(fused)
-    for m in plain.modules():
-        if isinstance(m, ConvBlock):
-            m.fused = False
+    plain = set_kernels(copy.deepcopy(fused), "unfused")
+    set_kernels(fused, _kernels(path))
     x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 24, (16,))
     losses = []
     for model in (fused, plain):
@@ -99,8 +106,7 @@ def test_whole_cnn_training_step_matches_the_plain_modules(path, convs):
 
 def test_fused_path_is_used_only_for_float32_cpu_training():
     block = _random_block(3, 4, 0.0, seed=1)
-    plain = copy.deepcopy(block)
-    plain.fused = False
+    plain = set_kernels(copy.deepcopy(block), "unfused")
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
     block.double(), plain.double()
     assert torch.equal(block(x), plain(x))  # float64: the plain Sequential, exactly
@@ -141,36 +147,68 @@ def _splitmix_keep(shape, p: float, seed: int) -> torch.Tensor:
     return torch.from_numpy(lanes >= round(p * 65536)).reshape(shape)
 
 
-def test_native_dropout_draws_are_splitmix_lanes_seeded_from_torch(monkeypatch):
-    if native.library() is None:
-        pytest.skip(native.status())  # the fixture above fails this on CI; here only the draws are checked
-    monkeypatch.setattr(fused, "native_enabled", True)
+def test_dropout_draws_are_splitmix_lanes_seeded_from_torch_on_both_paths(path):
+    """One 64-bit seed from torch's generator, then SplitMix64 lanes: the torch ops and the C code draw the same
+    mask, so the same seed drops the same activations with and without a C compiler."""
     block, p = _random_block(5, 6, 0.3, seed=2), 0.3
     x = torch.randn(4, 5, 10, 10)
     torch.manual_seed(11)
-    out = conv_block_train(x, block.model[0], block.model[1], p)
+    out = conv_block_train(x, block.model[0], block.model[1], p, native_kernels=_native(path))
     torch.manual_seed(11)
     seed = int(torch.empty((), dtype=torch.int64).random_()) & (2 ** 64 - 1)  # the one draw the block takes
     keep = _splitmix_keep((4, 10, 10, 6), p, seed)
+    assert torch.equal(fused.splitmix_keep((4, 10, 10, 6), p, seed), keep)  # the torch-op twin, bit for bit
     assert keep.float().mean().item() == pytest.approx(0.7, abs=0.03)
-    monkeypatch.setattr(fused, "native_enabled", False)
-    ref = conv_block_train(x, copy.deepcopy(block.model[0]), copy.deepcopy(block.model[1]), p, keep=keep)
+    ref = conv_block_train(x, copy.deepcopy(block.model[0]), copy.deepcopy(block.model[1]), p, keep=keep,
+                           native_kernels=False)
     _close(out, ref)
     torch.manual_seed(12)
-    monkeypatch.setattr(fused, "native_enabled", True)
-    assert not torch.equal(conv_block_train(x, block.model[0], block.model[1], p), out)  # another seed, other draws
+    assert not torch.equal(conv_block_train(x, block.model[0], block.model[1], p, native_kernels=_native(path)),
+                           out)  # another seed, other draws
 
 
-def test_native_block_under_bf16_autocast_keeps_bf16_and_matches_the_torch_ops(monkeypatch):
+def test_the_same_seed_trains_alike_with_and_without_the_c_kernels():
+    """A CNN with dropout in its blocks, the same seed, three steps: the C kernels and the torch ops draw the
+    same masks, so the weights agree up to the sums' rounding (fp64 in C, fp32 in torch)."""
+    if native.library() is None:
+        pytest.skip(native.status())
+    weights = []
+    for kernels in ("native", "torch"):
+        torch.manual_seed(0)
+        model = set_kernels(create_model("cnn", 24, dropouts=(0.3, 0.3, 0.3), head_dropout=0.0), kernels).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        data = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.rand(16, 1, 28, 28, generator=data), torch.randint(0, 24, (16,), generator=data)
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        weights.append(torch.cat([q.detach().flatten() for q in model.parameters()]))
+    _close(weights[0], weights[1], rtol=1e-4, atol=1e-5)
+
+
+def test_the_c_kernels_refuse_a_tensor_they_would_misread():
+    """Before a raw pointer goes to C: a wrong layout, shape or dtype is an error, not an out-of-bounds read."""
+    y = torch.randn(2, 3, 4, 4)  # NCHW-contiguous, not channels-last
+    with pytest.raises(ValueError, match="channels-last"):
+        native.check(y, (2, 3, 4, 4), (torch.float32,), channels_last=True)
+    with pytest.raises(ValueError, match="uint8"):
+        native.check(torch.zeros(2, 4, 4, 3), (2, 4, 4, 3), (torch.uint8,))
+    with pytest.raises(ValueError):
+        native.check(torch.zeros(2, 4, 4, 3, dtype=torch.uint8)[:, ::2], (2, 2, 4, 3), (torch.uint8,))
+    ok = torch.zeros(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
+    assert native.check(ok, (2, 3, 4, 4), (torch.float32,), channels_last=True) is ok
+
+
+def test_native_block_under_bf16_autocast_keeps_bf16_and_matches_the_torch_ops():
     if native.library() is None:
         pytest.skip(native.status())
     outs, grads = [], []
     for use_native in (False, True):
-        monkeypatch.setattr(fused, "native_enabled", use_native)
         block = _random_block(25, 50, 0.0, seed=4)
         x = torch.randn(8, 25, 14, 14).requires_grad_()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = conv_block_train(x, block.model[0], block.model[1], 0.0)
+            out = conv_block_train(x, block.model[0], block.model[1], 0.0, native_kernels=use_native)
         (out.float() * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
         outs.append(out.float())
         grads.append([x.grad, *(q.grad for q in block.parameters())])
@@ -183,7 +221,7 @@ def test_native_block_under_bf16_autocast_keeps_bf16_and_matches_the_torch_ops(m
 def test_without_a_compiler_training_falls_back_to_torch_ops(tmp_path):
     """CC names a compiler that fails: no library, a one-line reason, and a training step still runs."""
     code = ("import torch, torch.nn.functional as F\n"
-            "from handsign import native\nfrom handsign.models import create_model\n"
+            "from handsign.models.kernels import native\nfrom handsign.models import create_model\n"
             "m = create_model('cnn', 24).train()\n"
             "F.cross_entropy(m(torch.rand(4, 1, 28, 28)), torch.tensor([0, 1, 2, 3])).backward()\n"
             "print(native.library() is None, native.status())")
@@ -212,10 +250,10 @@ def test_a_compiler_without_openmp_still_builds_the_kernels(tmp_path):
     fake.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "unsupported option -fopenmp" >&2; '
                     'exit 1; }; done\nexec cc "$@"\n')
     fake.chmod(0o755)
-    code = ("import copy, torch\nfrom handsign import fused, native\nfrom handsign.models import ConvBlock\n"
+    code = ("import copy, torch\nfrom handsign.models.kernels import fused, native\nfrom handsign.models import ConvBlock\n"
             "torch.manual_seed(0)\nblock = ConvBlock(3, 10, 0.0).train()\nx = torch.randn(4, 3, 9, 9)\n"
-            "outs = []\nfor on in (True, False):\n    fused.native_enabled = on\n"
-            "    outs.append(fused.conv_block_train(x, *copy.deepcopy(list(block.model[:2])), 0.0))\n"
+            "outs = []\nfor on in (True, False):\n"
+            "    outs.append(fused.conv_block_train(x, *copy.deepcopy(list(block.model[:2])), 0.0, native_kernels=on))\n"
             "print(native.status(), '|', native.library().omp_threads(), '|', (outs[0] - outs[1]).abs().max().item())")
     env = {**os.environ, "CC": str(fake), "HANDSIGN_CACHE": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -236,7 +274,7 @@ def test_block_is_bit_for_bit_repeatable_on_several_threads(path):
             block = _random_block(25, 50, 0.2, seed=6)
             x = torch.randn(32, 25, 14, 14, generator=torch.Generator().manual_seed(7)).requires_grad_()
             torch.manual_seed(8)
-            out = conv_block_train(x, block.model[0], block.model[1], 0.2)
+            out = conv_block_train(x, block.model[0], block.model[1], 0.2, native_kernels=_native(path))
             out.backward(torch.linspace(-1, 1, out.numel()).view(out.shape))
             runs.append([out.detach(), x.grad, block.model[1].weight.grad, block.model[1].running_var])
         for run in runs[1:]:

@@ -20,11 +20,11 @@ from PIL import Image
 
 from conftest import REPO, sign_csv_text
 from deploy_helpers import base_image, encode, make_checkpoint
-from handsign import preprocess as pp
-from handsign.checkpoint import load_model
-from handsign.data import map_sign_labels, parse_sign_mnist_csv
+from handsign.images import preprocess as pp
+from handsign.saved.checkpoint import load_model
+from handsign.data.readers import map_sign_labels, parse_sign_mnist_csv
 from handsign.errors import CheckpointError, DataError, ImageError
-from handsign.predict import Predictor
+from handsign.infer.predict import Predictor
 from handsign.serve import create_app
 
 with warnings.catch_warnings():
@@ -228,7 +228,7 @@ BOUNDED = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))  # 1.5 GB of address space, no more
 import numpy as np
-from handsign import preprocess as pp
+from handsign.images import preprocess as pp
 from handsign.errors import ImageError
 specs = [json.load(open(f"handsign/bundled/{n}.json"))["preprocess"] for n in ("asl-pixels", "mnist")]
 data = open(sys.argv[1], "rb").read()

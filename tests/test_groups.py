@@ -2,9 +2,9 @@
 
 import torch
 
-from handsign.config import make_config
-from handsign.data import Dataset, split_train_valid
-from handsign.groups import near_duplicate_groups
+from handsign.train.config import make_config
+from handsign.data.readers import Dataset, split_train_valid
+from handsign.data.groups import near_duplicate_groups
 
 
 def near_copies(n_sources: int = 12, copies: int = 5, classes: int = 3, seed: int = 0) -> tuple[Dataset, torch.Tensor]:
@@ -63,7 +63,7 @@ def test_valid_split_is_a_checked_choice():
 def test_too_many_images_for_pairwise_groups_is_a_clear_error(monkeypatch):
     import pytest
 
-    import handsign.groups as groups
+    import handsign.data.groups as groups
     from handsign.errors import HandsignError
 
     ds, _ = near_copies(n_sources=4)
@@ -95,9 +95,9 @@ def test_group_similarity_sets_how_near_a_copy_must_be(tmp_path, monkeypatch):
 def test_group_similarity_is_checked_saved_and_kept_for_old_runs():
     import pytest
 
-    from handsign.config import GROUP_SIMILARITY as SIMILARITY
-    from handsign.config import LEGACY_GROUP_SIMILARITY as LEGACY_SIMILARITY
-    from handsign.config import TrainConfig
+    from handsign.train.config import GROUP_SIMILARITY as SIMILARITY
+    from handsign.train.config import LEGACY_GROUP_SIMILARITY as LEGACY_SIMILARITY
+    from handsign.train.config import TrainConfig
     from handsign.errors import HandsignError
 
     cfg = make_config("fast-asl", valid_split="groups")

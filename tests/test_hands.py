@@ -13,9 +13,9 @@ mp = pytest.importorskip("mediapipe", reason="the hands extra (pip install 'hand
 
 from handsign.errors import ImageError  # noqa: E402
 from handsign.hands import cache, landmarks  # noqa: E402
-from handsign.hands.data import hand_of_bytes, load_folder  # noqa: E402
+from handsign.hands.photos import hand_of_bytes, load_folder  # noqa: E402
 from handsign.hands.landmarks import detect  # noqa: E402
-from handsign.predict import Predictor  # noqa: E402
+from handsign.infer.predict import Predictor  # noqa: E402
 
 LETTERS = ("a", "b", "l", "y")  # four shapes far apart
 PEOPLE = ("hand1", "hand2", "hand3")
@@ -43,10 +43,12 @@ def tiny_photos(massey, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def hands_run(tiny_photos, tmp_path_factory):
-    from handsign.hands.train import make_hands_config, train_hands
+    from handsign.train import train
+    from handsign.train.config import make_config
 
     out = tmp_path_factory.mktemp("hands_run")
-    train_hands(make_hands_config(photos=str(tiny_photos), epochs=40, out=str(out)), log=lambda *a: None)
+    train(make_config("hands-asl", photos=str(tiny_photos), epochs=40, out=str(out)), log=lambda *a: None,
+          show_progress=False)
     return out
 
 
@@ -119,7 +121,7 @@ def test_trained_landmark_model_reads_its_letters_and_reports_each_person(hands_
 
 
 def test_landmark_model_exports_to_onnx_with_the_same_answers(hands_run, tiny_photos, tmp_path):
-    from handsign.export import export
+    from handsign.infer.export import export
 
     run = tmp_path / "run"
     shutil.copytree(hands_run, run)
@@ -150,11 +152,11 @@ def test_cli_trains_a_hands_recipe_and_refuses_image_flags(tiny_photos, tmp_path
     bad = run_cli("train", "--recipe", "hands-asl", "--augment", "course", "--photos", tiny_photos)
     assert bad.returncode == 2 and "--augment" in bad.stderr and "Traceback" not in bad.stderr
     wrong = run_cli("train", "--recipe", "course-asl-cnn", "--photos", tiny_photos)
-    assert wrong.returncode == 2 and "hands recipes" in wrong.stderr
+    assert wrong.returncode == 2 and "--photos: not a setting of recipe course-asl-cnn" in wrong.stderr
 
 
 def test_without_mediapipe_photos_go_by_pixels_with_one_note(monkeypatch, capsys, massey):
-    import handsign.hands.route as route
+    import handsign.infer.hand_route as route
 
     monkeypatch.setattr(landmarks, "available", lambda: False)
     monkeypatch.setattr(route, "_warned", False)
@@ -168,7 +170,7 @@ def test_without_mediapipe_photos_go_by_pixels_with_one_note(monkeypatch, capsys
 
 def test_a_model_trained_with_other_detector_settings_is_refused(hands_run, tmp_path):
     """The detector is part of the preprocessing: landmarks found another way are not what the model learned."""
-    from handsign.checkpoint import load_model, save_checkpoint
+    from handsign.saved.checkpoint import load_model, save_checkpoint
     from handsign.errors import CheckpointError
 
     loaded = load_model(hands_run)
@@ -177,3 +179,22 @@ def test_a_model_trained_with_other_detector_settings_is_refused(hands_run, tmp_
     with pytest.raises(CheckpointError, match="detector settings"):
         Predictor.load(tmp_path / "other.safetensors", backend="torch")
     assert Predictor.load(hands_run, backend="torch").hands is not None  # its own settings: loads
+
+
+def test_the_landmark_model_trains_through_the_one_loop_and_resumes_exactly(tiny_photos, tmp_path):
+    """hands-asl is a recipe like any other: the run folder of every recipe, keep-best, the diagnosis, and a
+    resumed run that ends with exactly the metrics of an uninterrupted one."""
+    from handsign.train import train
+    from handsign.train.config import make_config
+
+    quiet = {"log": lambda *a: None, "show_progress": False}
+    settings = {"photos": str(tiny_photos), "schedule": "constant", "lopo": False}
+    straight = train(make_config("hands-asl", epochs=6, out=str(tmp_path / "s"), **settings), **quiet)
+    train(make_config("hands-asl", epochs=3, out=str(tmp_path / "r"), **settings), **quiet)
+    resumed = train(resume=tmp_path / "r", epochs=6, **quiet)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in h]
+    assert len(resumed.history) == 6 and strip(resumed.history) == strip(straight.history)
+    for name in ("config.json", "metrics.csv", "metrics.json", "curves.png", "best.safetensors", "last.safetensors"):
+        assert (tmp_path / "r" / name).is_file(), name
+    assert resumed.diagnosis["verdict"] and resumed.metrics["best_epoch"] == straight.metrics["best_epoch"]
+    assert json.loads((tmp_path / "r" / "best.json").read_text())["input"] == "landmarks"

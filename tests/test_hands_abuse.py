@@ -17,7 +17,7 @@ pytest.importorskip("mediapipe", reason="the hands extra (pip install 'handsign[
 from fastapi.testclient import TestClient  # noqa: E402
 
 from handsign.hands import cache  # noqa: E402
-from handsign.hands.data import load_folder  # noqa: E402
+from handsign.hands.photos import load_folder  # noqa: E402
 from handsign.serve import create_app  # noqa: E402
 from test_hands import massey, tiny_photos  # noqa: E402,F401  (fixtures)
 
@@ -107,7 +107,7 @@ def test_kill_minus_9_while_caching_leaves_a_usable_cache(tiny_photos, tmp_path,
     """A process extracting landmarks is killed once some entries are written; the next run reuses
     them, recomputes the rest and gives the same landmarks as a run on an empty cache."""
     env = {**os.environ, "HANDSIGN_CACHE": str(tmp_path / "cache")}
-    code = f"from handsign.hands.data import load_folder; load_folder({str(tiny_photos)!r}, progress=False)"
+    code = f"from handsign.hands.photos import load_folder; load_folder({str(tiny_photos)!r}, progress=False)"
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
     root = tmp_path / "cache" / "landmarks"
     try:

@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from conftest import REPO, make_sign_mnist
-from handsign.atomic import atomic_write_bytes, remove_stale_temps
-from handsign.checkpoint import load_model, load_train_state, read_metadata, save_checkpoint
-from handsign.config import make_config
+from handsign.files import atomic_write_bytes, remove_stale_temps
+from handsign.saved.checkpoint import load_model, load_train_state, read_metadata, save_checkpoint
+from handsign.train.config import make_config
 from handsign.errors import CheckpointError
-from handsign.evaluate import evaluate
+from handsign.infer.evaluate import evaluate
 from handsign.models import create_model
-from handsign.preprocess import default_spec
-from handsign.train import train
+from handsign.images.preprocess import default_spec
+from handsign.train.loop import train
 
 QUIET = {"show_progress": False, "log": lambda *a: None}
 # the MLP: cheap to train on 2 shared cores, and its 8 MB resumable checkpoint makes kills during saves likely
@@ -104,7 +104,7 @@ def _check_loadable(run: Path) -> dict:
 # fsynced, not yet renamed): a kill -9 that lands mid-save every time, with no timing involved
 KILL_IN_SAVE = """
 import os, signal, sys
-import handsign.atomic as ck
+import handsign.files as ck
 n, point, calls = int(os.environ["KILL_AT_SAVE"]), os.environ["KILL_POINT"], [0]
 real_fdopen, real_replace = os.fdopen, os.replace
 

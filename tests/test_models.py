@@ -79,10 +79,10 @@ def test_for_inference_gives_the_same_logits_and_leaves_the_model_alone(name):
 def test_flip_average_is_mirror_invariant_in_eval_and_exports_to_onnx(tmp_path):
     import numpy as np
 
-    from handsign.checkpoint import save_checkpoint
-    from handsign.export import export
-    from handsign.onnx_runtime import load_onnx
-    from handsign.preprocess import default_spec
+    from handsign.saved.checkpoint import save_checkpoint
+    from handsign.infer.export import export
+    from handsign.infer.onnx_runner import load_onnx
+    from handsign.images.preprocess import default_spec
 
     torch.manual_seed(0)
     model = create_model("cnn", 24, flip_average=True)
@@ -106,9 +106,9 @@ def test_flip_average_is_mirror_invariant_in_eval_and_exports_to_onnx(tmp_path):
 
 
 def test_cnn_with_two_convs_per_block_adds_them_before_the_pool_and_keeps_the_course_keys_otherwise(tmp_path):
-    from handsign.checkpoint import load_model, save_checkpoint
-    from handsign.export import export
-    from handsign.preprocess import default_spec
+    from handsign.saved.checkpoint import load_model, save_checkpoint
+    from handsign.infer.export import export
+    from handsign.images.preprocess import default_spec
 
     torch.manual_seed(0)
     model = create_model("cnn", 24, channels=(8, 16, 24), hidden=32, convs=(2, 2, 1))

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from deploy_helpers import ASL, base_image, format_cases, make_checkpoint, write_images
-from handsign import preprocess as pp
+from handsign.images import preprocess as pp
 from handsign.cli import main
 from handsign.errors import HandsignError, ImageError
-from handsign.predict import Predictor, expand_inputs, predict
+from handsign.infer.predict import Predictor, expand_inputs, predict
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_cli_user_mistakes_exit_2(args, message, ckpt, tmp_path, monkeypatch, ca
 
 
 def test_bundled_names_resolve(ckpt, tmp_path, monkeypatch):
-    import handsign.predict as hp
+    import handsign.saved.checkpoint as hp
 
     monkeypatch.setattr(hp, "BUNDLED_DIR", tmp_path)
     with pytest.raises(HandsignError, match="bundled model 'asl' is missing"):

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import import_or_skip_or_fail, skip_or_fail
-from handsign.config import RECIPES
+from handsign.train.config import RECIPES
 from handsign.course.report_html import render
 from handsign.course.reproduce import QUICK_BANNER, reproduce
 from handsign.course.stages import _course_comparison, deploy
@@ -154,7 +154,7 @@ def test_report_files_and_structure(run):
         assert p["true"] in "abcdefghiklmnopqrstuvwxy" and p["correct"] == (p["label"] == p["true"])
         with Image.open(out / p["image"]) as im:
             assert im.size == (186, 184) and im.mode == "RGBA"
-    # every fast-* recipe of handsign.config.RECIPES is run; the test adds one (it was inserted last)
+    # every fast-* recipe of handsign.train.config.RECIPES is run; the test adds one (it was inserted last)
     assert [r["recipe"] for r in doc["fast"]["recipes"]] == \
         [n for n in RECIPES if n.startswith("fast-")] + ["fast-tiny-test"]
     assert not doc["fast"]["note"]

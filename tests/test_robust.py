@@ -11,13 +11,13 @@ from PIL import Image
 
 from conftest import make_sign_mnist
 from deploy_helpers import base_image, make_checkpoint
-from handsign import preprocess as pp
+from handsign.images import preprocess as pp
 from handsign.cli import main
-from handsign.config import make_config
+from handsign.train.config import make_config
 from handsign.course.photo_eval import photo_like_set, stage_photo
-from handsign.crop import find_foreground
-from handsign.predict import Predictor, predict
-from handsign.transforms import augment_batch, get_augment
+from handsign.images.crop import find_foreground
+from handsign.infer.predict import Predictor, predict
+from handsign.images.augment import augment_batch, get_augment
 
 PLAIN = pp.default_spec("sign_mnist")
 PHOTO = pp.default_spec("sign_mnist", "photo")
@@ -141,9 +141,9 @@ def test_photo_eval_cli(tmp_path, capsys):
                  "--save-images", str(tmp_path / "jpg")]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["n"] == 24 and [row["preprocess"] for row in r["rows"]] == ["plain", "photo"]
-    from handsign import preprocess as pp
-    from handsign.evaluate import evaluate
-    from handsign.predict import Predictor
+    from handsign.images import preprocess as pp
+    from handsign.infer.evaluate import evaluate
+    from handsign.infer.predict import Predictor
 
     # the exact values: test accuracy is evaluate's; photo accuracy is predict's on the pictures it saved
     ev = evaluate(ckpt, data_dir=root, device="cpu")  # (its accuracy is a float32 mean: same count of 48)

@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from handsign import preprocess as pp
-from handsign.checkpoint import load_model, read_metadata
-from handsign.config import PREPROCESS_PRESETS, make_config
-from handsign.data import load_dataset
-from handsign.evaluate import evaluate, predict_tensors
-from handsign.predict import predict
-from handsign.train import prepare_data, train
+from handsign.images import preprocess as pp
+from handsign.saved.checkpoint import load_model, read_metadata
+from handsign.train.config import PREPROCESS_PRESETS, make_config
+from handsign.data.readers import load_dataset
+from handsign.infer.evaluate import evaluate, predict_tensors
+from handsign.infer.predict import predict
+from handsign.train.loop import prepare_data, train
 
 CLASSES = ("a", "b", "c")
 

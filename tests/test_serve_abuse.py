@@ -18,7 +18,7 @@ from PIL import Image
 
 from _serve_helpers import LiveServer, synthetic_images
 from conftest import REPO
-from handsign.predict import Predictor
+from handsign.infer.predict import Predictor
 from handsign.serve import Limits, create_app, uvicorn_options
 
 

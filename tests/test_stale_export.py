@@ -10,12 +10,12 @@ import pytest
 
 from conftest import REPO, make_sign_mnist, run_cli
 from deploy_helpers import make_checkpoint, no_torch_cmd, write_images
-from handsign.checkpoint import load_model, save_checkpoint, state_dict_sha256, weights_sha256
-from handsign.config import make_config
+from handsign.saved.checkpoint import load_model, save_checkpoint, state_dict_sha256, weights_sha256
+from handsign.train.config import make_config
 from handsign.errors import CheckpointError
-from handsign.export import export
-from handsign.predict import BUNDLED, BUNDLED_DIR, Predictor
-from handsign.train import train
+from handsign.infer.export import export
+from handsign.infer.predict import BUNDLED, BUNDLED_DIR, Predictor
+from handsign.train.loop import train
 
 QUIET = {"show_progress": False, "log": lambda *a: None}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from handsign import runtime
+from handsign.train import machine as runtime
 from handsign.models import create_model
 
 
@@ -43,21 +43,22 @@ def test_default_threads_are_logged_recorded_and_kept_on_resume(tmp_path, monkey
     """--threads 0 picks a count at the start (logged); a resumed run uses the count recorded in
     last.safetensors, so its float sums, and metrics, are those of an uninterrupted run."""
     from conftest import make_sign_mnist
-    from handsign import train as train_mod
-    from handsign.checkpoint import read_metadata
-    from handsign.config import make_config
+    from handsign.train import loop as train_mod
+    from handsign.train import pixels
+    from handsign.saved.checkpoint import read_metadata
+    from handsign.train.config import make_config
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     data, run = make_sign_mnist(tmp_path / "data", n_train=240, n_test=48), tmp_path / "run"
     try:
-        monkeypatch.setattr(train_mod, "choose_threads", lambda flop: (1, "test: 1 free"))
+        monkeypatch.setattr(pixels, "choose_threads", lambda flop: (1, "test: 1 free"))
         lines = []
         train_mod.train(make_config("course-asl-mlp", epochs=1, data_dir=str(data), out=str(run)),
                         log=lines.append, show_progress=False)
         assert "threads: 1 (test: 1 free; --threads N overrides)" in lines
         assert read_metadata(run / "last.safetensors").train_state["threads"] == 1
-        monkeypatch.setattr(train_mod, "choose_threads", lambda flop: (2, "test: 2 free"))
+        monkeypatch.setattr(pixels, "choose_threads", lambda flop: (2, "test: 2 free"))
         lines = []
         train_mod.train(resume=run, epochs=2, log=lines.append, show_progress=False)
         assert "threads: 1 (as the run being resumed; --threads N overrides)" in lines

@@ -6,11 +6,11 @@ import sys
 import pytest
 
 from conftest import REPO, make_sign_mnist
-from handsign.checkpoint import load_model, read_metadata
-from handsign.config import TrainConfig, make_config
+from handsign.saved.checkpoint import load_model, read_metadata
+from handsign.train.config import TrainConfig, make_config
 from handsign.errors import HandsignError
-from handsign.evaluate import evaluate
-from handsign.train import train
+from handsign.infer.evaluate import evaluate
+from handsign.train.loop import train
 
 QUIET = {"show_progress": False, "log": lambda *a: None}
 
@@ -135,7 +135,7 @@ def test_bf16_training_learns_and_saves_fp32_weights(tmp_path):
 
 
 def test_auto_precision_says_what_it_chose(tmp_path):
-    from handsign.runtime import use_bf16
+    from handsign.train.machine import use_bf16
 
     root = make_sign_mnist(tmp_path / "d")
     lines = []

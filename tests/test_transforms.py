@@ -3,7 +3,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from handsign.transforms import AugmentSpec, PhotoAugmentSpec, augment_batch, get_augment
+from handsign.images.augment import AugmentSpec, PhotoAugmentSpec, augment_batch, get_augment
 
 
 def batch(n=16):

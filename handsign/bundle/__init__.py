@@ -14,9 +14,9 @@ from pathlib import Path
 
 from handsign.bundle.hands import bundle_hands, summarise_lopo
 from handsign.bundle.pixels import bundle_pixels, train_command
-from handsign.checkpoint import load_model
+from handsign.saved.checkpoint import load_model
 from handsign.errors import HandsignError
-from handsign.predict import resolve_model
+from handsign.saved.checkpoint import resolve_model
 
 __all__ = ["bundle", "train_command"]
 

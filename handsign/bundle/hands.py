@@ -8,16 +8,18 @@ fusion weight), NAME.json, NAME.onnx and NAME.md (model card with the leave-one-
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import shlex
 import json
 from pathlib import Path
 
-from handsign.atomic import atomic_write_bytes
-from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
+from handsign.files import atomic_write_bytes
+from handsign.saved.checkpoint import LoadedModel, load_model, save_checkpoint
 from handsign.errors import HandsignError
-from handsign.export import export
-from handsign.hands.train import make_hands_config
-from handsign.meta import ModelMeta
+from handsign.infer.export import export
+from handsign.train.config import HandsConfig
+from handsign.saved.meta import ModelMeta
 
 MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and T. Susnjak, \"A New 2D Static Hand "
                    "Gesture Colour Image Dataset for ASL Gestures\", Research Letters in the Information and "
@@ -25,13 +27,11 @@ MASSEY_CITATION = ("A. L. C. Barczak, N. H. Reyes, M. Abastillas, A. Piccio and 
 
 
 def hands_command(cfg: dict) -> str:
-    """The `handsign train` command that reproduces a hands run's config."""
-    base = make_hands_config(cfg.get("recipe", "hands-asl")).to_dict()
-    parts = ["handsign", "train", "--recipe", cfg.get("recipe", "hands-asl")]
-    for key in ("photos", "data_dir", "holdout", "epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "seed"):
-        if cfg.get(key, base[key]) != base[key]:
-            parts += [f"--{key.replace('_', '-')}", str(cfg[key])]
-    return " ".join(parts)
+    """The `handsign train` command that reproduces a landmark run's config (flags generated from HandsConfig).
+    A config saved before a field existed reads as that field's default."""
+    known = {f.name for f in dataclasses.fields(HandsConfig)}
+    config = HandsConfig.from_dict({k: v for k, v in cfg.items() if k in known and k != "out"})
+    return " ".join(shlex.quote(p) for p in ["handsign", "train", *config.to_argv()])
 
 
 def bundle_hands(loaded: LoadedModel, name: str, out_dir, pixel_model: str | None, pixel_weight: float = 0.0,

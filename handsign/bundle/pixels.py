@@ -11,11 +11,11 @@ import json
 import shlex
 from pathlib import Path
 
-from handsign.atomic import atomic_write_bytes
-from handsign.checkpoint import LoadedModel, load_model, save_checkpoint
-from handsign.config import TrainConfig, get_recipe
-from handsign.export import export
-from handsign.meta import ModelMeta
+from handsign.files import atomic_write_bytes
+from handsign.saved.checkpoint import LoadedModel, load_model, save_checkpoint
+from handsign.train.config import TrainConfig, get_recipe
+from handsign.infer.export import export
+from handsign.saved.meta import ModelMeta
 
 def train_command(cfg: dict, imported_from: str = "") -> str:
     """The `handsign train` command that reproduces a checkpoint's config (ModelMeta.config: recipe + changed
@@ -116,7 +116,7 @@ def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
         "",
         f"Any image (PNG, JPEG, BMP, GIF, WebP; EXIF rotation applied, transparency over white, first frame) "
         f"is made gray, fitted to a square by `{spec['fit']}`, resized to {spec['size']}x{spec['size']}, "
-        f"inverted: `{spec['invert']}`, scaled to [0, 1] (`handsign/preprocess.py`, spec "
+        f"inverted: `{spec['invert']}`, scaled to [0, 1] (`handsign/images/preprocess.py`, spec "
         f"`{json.dumps(spec, sort_keys=True)}`). The ONNX graph takes that array as `image` "
         f"[N, 1, {spec['size']}, {spec['size']}] float32 and returns `logits` [N, {len(labels)}].",
         "",

@@ -24,12 +24,12 @@ from safetensors import SafetensorError
 from torch import nn
 
 from handsign import __version__
-from handsign.checkpoint import save_checkpoint
-from handsign.data import ASL_LETTERS
+from handsign.saved.checkpoint import save_checkpoint
+from handsign.data.readers import ASL_LETTERS
 from handsign.errors import CheckpointError
-from handsign.meta import ModelMeta
+from handsign.saved.meta import ModelMeta
 from handsign.models import count_parameters, create_model
-from handsign.preprocess import default_spec
+from handsign.images.preprocess import default_spec
 
 COURSE_LAYERS = (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.MaxPool2d, nn.Flatten, nn.Linear)
 BLOCK_CLASS = "MyConvBlock"  # the course defined it in its notebook, so it is pickled as __main__.MyConvBlock

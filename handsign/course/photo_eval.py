@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from handsign import preprocess as pp
-from handsign.data import load_dataset
+from handsign.images import preprocess as pp
+from handsign.data.readers import load_dataset
 from handsign.errors import HandsignError
-from handsign.predict import Predictor
+from handsign.infer.predict import Predictor
 
 PHOTO_SEED = 8_675_309
 SIDE = 200  # output pictures are SIDE x SIDE RGB, like the course's webcam photos

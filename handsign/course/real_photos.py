@@ -15,12 +15,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from handsign import preprocess as pp
-from handsign.datasets import resolve_data_dir
+from handsign.images import preprocess as pp
+from handsign.data.sources import KNOWN, resolve_data_dir
 from handsign.errors import ImageError
 from handsign.hands import landmarks
-from handsign.hands.train import PHOTOS_SUBDIR, HandsConfig, train_hands
-from handsign.predict import Predictor
+from handsign.train.config import make_config
+from handsign.train.loop import train
+from handsign.infer.predict import Predictor
 
 
 WHY = ("The course's CNN learned Sign-MNIST's pixels: one plain background, a few people's hands, lit one way, "
@@ -35,14 +36,14 @@ def real_photos(course_model: Path, out: Path, data_dir, holdout: str = "hand3",
                 seed: int = 0, every: int = 1, log=print) -> dict | None:
     """{"rows": [...], "course_correct", "landmarks_correct", ...}, or None when the photos or the hands
     extra are missing (then `reason` says which)."""
-    root = resolve_data_dir(data_dir) / PHOTOS_SUBDIR
+    root = resolve_data_dir(data_dir) / KNOWN["asl_photos"].folder
     if not root.is_dir():
         return {"skipped": f"needs the ASL photos in {root} (see `handsign data`)"}
     if not landmarks.available():
         return {"skipped": f"needs hand landmarks: {landmarks.INSTALL_HINT}"}
     run = out / "runs" / "hands-asl"
-    train_hands(HandsConfig(photos=str(root), holdout=holdout, epochs=epochs, seed=seed, every=every, out=str(run)),
-                log=lambda *a: None, lopo=False)
+    train(make_config("hands-asl", photos=str(root), holdout=holdout, epochs=epochs, seed=seed, every=every,
+                      lopo=False, out=str(run)), log=lambda *a: None, show_progress=False)
     course = Predictor.load(course_model, backend="torch")
     hands = Predictor.load(run, backend="torch")
     shown = out / "deploy" / "real"

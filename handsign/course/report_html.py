@@ -230,7 +230,7 @@ def _deploy(dep: dict, doc: dict) -> str:
 <section id="stage-{dep['number']}">{_quick(doc)}
 <h2>Stage {dep['number']}: Deploying the model on new images <small>model <code>{_e(dep['model'])}</code></small></h2>
 <p class="lead">The course ends by loading the saved model and asking it about new pictures. Here the {which}
-model is loaded from its file with <code>handsign.predict.Predictor</code>, each image goes through the same
+model is loaded from its file with <code>handsign.infer.predict.Predictor</code>, each image goes through the same
 preprocessing as the training data, and the model answers with its top-{dep['top_k']} {labels}. {where}</p>
 <div class="cards">{''.join(cards)}</div>
 {_real_photos(dep.get("real"))}

@@ -18,19 +18,19 @@ from pathlib import Path
 import torch
 
 from handsign import __version__
-from handsign import preprocess as pp
-from handsign.atomic import atomic_write_bytes
-from handsign.config import RECIPES, make_config
+from handsign.images import preprocess as pp
+from handsign.files import atomic_write_bytes
+from handsign.train.config import RECIPES, make_config
 from handsign.course.lessons import deploy_line, lessons, next_steps, summary_line
 from handsign.course.real_photos import real_photos
 from handsign.course.report_html import render
 from handsign.course.stages import COURSE_FIGURES, deploy, deploy_bundled, run_stage
-from handsign.data import load_dataset
-from handsign.datasets import KNOWN, missing_files, resolve_data_dir
+from handsign.data.readers import load_dataset
+from handsign.data.sources import KNOWN, missing_files, resolve_data_dir
 from handsign.errors import HandsignError
-from handsign.predict import expand_inputs
-from handsign.runtime import select_device
-from handsign.transforms import augment_preview
+from handsign.infer.predict import expand_inputs
+from handsign.train.machine import select_device
+from handsign.train.preview import augment_preview
 
 QUICK_BANNER = "QUICK MODE: subsets and fewer epochs, numbers are not the course's"
 # per recipe: the first `limit` training samples (0 = all) and `epochs`, chosen so that in ~2.5 min on 2 idle
@@ -246,7 +246,7 @@ def reproduce(out, quick: bool = False, data_dir=None, images=None, *, seed: int
     aug = doc["stages"][-1]
     doc["fast"] = {"recipes": runs, "course_recipe": aug["recipe"], "course": COURSE_FIGURES[aug["recipe"]],
                    "note": "" if fast else "No fast-* recipe is defined in this version of handsign "
-                                           "(handsign.config.RECIPES), so there is nothing to compare yet."}
+                                           "(handsign.train.config.RECIPES), so there is nothing to compare yet."}
     doc["lessons"] = lessons(doc)
     doc["differences"] = differences(make_config(COURSE_STAGES[0]).valid_fraction)
     doc["wall_seconds"] = round(time.perf_counter() - t_start, 1)

@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from handsign import preprocess as pp
-from handsign.checkpoint import load_model, read_metadata
-from handsign.config import RECIPES, make_config
-from handsign.data import load_dataset
-from handsign.evaluate import evaluate
+from handsign.images import preprocess as pp
+from handsign.saved.checkpoint import load_model, read_metadata
+from handsign.train.config import RECIPES, make_config
+from handsign.data.readers import load_dataset
+from handsign.infer.evaluate import evaluate
 from handsign.models import count_parameters
-from handsign.predict import Predictor, resolve_model
-from handsign.train import train
+from handsign.infer.predict import Predictor, resolve_model
+from handsign.train.loop import train
 
 # what the course published for each stage, in %; the course measured "validation" on the test file
 COURSE_FIGURES = {

@@ -12,8 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from handsign.atomic import atomic_write_bytes
-from handsign.data import cache_dir
+from handsign.files import atomic_write_bytes
+from handsign.files import cache_dir
 from handsign.hands.landmarks import DETECTOR, Hand
 
 

@@ -16,9 +16,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from handsign import __version__
-from handsign import preprocess as pp
+from handsign.images import preprocess as pp
 from handsign.errors import HandsignError
-from handsign.predict import Predictor, check_min_confidence
+from handsign.infer.predict import Predictor, check_min_confidence
 from handsign.serve.limits import Limits, add_limits, uvicorn_options
 from handsign.serve.models import DEFAULT_MODELS, backend_name, load_models, pick
 from handsign.serve.responses import documented, error_response

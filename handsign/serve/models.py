@@ -9,7 +9,7 @@ from pathlib import Path
 from starlette.exceptions import HTTPException
 
 from handsign.errors import HandsignError
-from handsign.predict import Predictor
+from handsign.infer.predict import Predictor
 
 DEFAULT_MODELS = ("asl", "mnist")
 MODEL_VERSION = "1"  # one version per served model; /versions/1/ paths are accepted

@@ -14,8 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from handsign import __version__
-from handsign.predict import Predictor
-from handsign.runners import softmax
+from handsign.infer.predict import Predictor
+from handsign.infer.torch_runner import softmax
 from handsign.serve.limits import Limits
 from handsign.serve.models import MODEL_VERSION, backend_name, pick
 from handsign.serve.responses import documented
