@@ -1,0 +1,210 @@
+"""Fingerspelling decoder: a stream of per-frame letter probabilities -> letters, spaces and words.
+
+Upstream (not here) turns each video frame into a timestamp (ms), a probability vector over `labels`
+(or None: no hand in the frame) and `motion`, the hand's speed in palm sizes per second. The rules, all
+in milliseconds (never frames), so 15, 30 and 60 fps give the same letters:
+
+1. Smoothing: an exponential moving average per label with time constant `smooth_ms`, stepped by the
+   real time since the last hand frame, so it does not depend on the frame rate.
+2. A frame is *steady* when the smoothed argmax has probability >= `min_prob` and the hand is still
+   (motion < `max_motion`; labels in `motion_labels`, j and z, are signed by moving and skip this test).
+   A *hold* is a run of steady frames of one label; a hold of >= `hold_ms` is a letter, emitted once,
+   however long it lasts, when the hold ends (so its end time and mean confidence are known).
+3. A hold ends after `min_break_ms` of frames that do not continue it (motion burst, confidence dip,
+   another label): a double letter is hold + bounce + hold. Shorter breaks are noise and do not split.
+4. No hand for >= `gap_ms` ends the word. A space is emitted just before the next word's first letter,
+   so there is never a leading, trailing or double space. A shorter dropout does not break a hold.
+5. Each letter: start_ms/end_ms of its hold and its confidence (mean smoothed probability over its
+   steady frames). A space is a Letter " " from the previous letter's end to the next one's start.
+
+The defaults were chosen on synthetic streams (tests/fixtures/spell/make_fixtures.py), not on recordings
+of signers: max_motion above all needs checking against upstream's real motion numbers. At 15 fps one
+frame (67 ms) is longer than min_break_ms, so there a single glitch frame inside a hold reads as a bounce.
+
+handsign/web/spell.js is the same decoder in JavaScript, operation for operation (IEEE doubles, same
+order), and tests/test_spell_decode.py checks both on the shared streams in tests/fixtures/spell/.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    smooth_ms: float = 30.0   # ms, EMA time constant: damps one-frame noise, lags a change by about as much
+    min_prob: float = 0.5     # 0-1, smoothed probability the argmax needs; from 0.5 up only one label can pass
+    max_motion: float = 1.0   # palm sizes/s: faster is moving between shapes (a guess: calibrate on recordings)
+    motion_labels: tuple[str, ...] = ("j", "z")  # labels signed by moving: max_motion does not apply
+    hold_ms: float = 100.0    # ms steady to count as a letter: people hold 150-600; transitions are shorter
+    min_break_ms: float = 40.0  # ms of unsteady frames that end a hold (a bounce is 80-150; glitches less)
+    gap_ms: float = 350.0     # ms without a hand that ends a word (pauses between words are longer)
+    max_frame_ms: float = 100.0  # ms a frame counts for at most: a stalled camera must not make a hold
+
+    def __post_init__(self):
+        object.__setattr__(self, "motion_labels", tuple(self.motion_labels))
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "motion_labels":
+                if not all(isinstance(x, str) for x in v):
+                    raise ValueError("motion_labels must be strings")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{f.name} must be a finite number >= 0, not {v!r}")
+        if self.min_prob > 1:
+            raise ValueError(f"min_prob must be <= 1, not {self.min_prob!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["motion_labels"] = list(self.motion_labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecoderSettings":
+        """Settings from a (partial) dict: missing keys keep their defaults, unknown keys are an error."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown decoder settings: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Letter:
+    letter: str
+    start_ms: float
+    end_ms: float
+    confidence: float
+
+
+class _Hold:
+    """A run of steady frames of one label: label index, start/end (ms), sum of confidences, frames.
+    It starts when the frame before its first steady frame was seen (at most max_frame_ms before), so
+    end - start is how long it has been held, short breaks and dropouts inside it included."""
+
+    def __init__(self, label: int, t: float, dt: float, conf: float):
+        self.label, self.start, self.end, self.conf_sum, self.n = label, t - dt, t, conf, 1
+
+    def extend(self, t: float, conf: float):
+        self.end = t
+        self.conf_sum += conf
+        self.n += 1
+
+
+class StreamDecoder:
+    """Incremental decoder for live use: push() each frame, finish() at the end."""
+
+    def __init__(self, labels, settings: DecoderSettings | dict = DecoderSettings()):
+        if isinstance(settings, dict):  # a (partial) dict, as in a fixture or spell.js
+            settings = DecoderSettings.from_dict(settings)
+        self.labels = [str(x) for x in labels]
+        self.settings = settings
+        self._moving = {i for i, x in enumerate(self.labels) if x in settings.motion_labels}
+        self._s = None           # smoothed probabilities; None until the word's first hand frame
+        self._t_prev = None      # ms, previous frame (hand or not)
+        self._t_hand = None      # ms, last hand frame of the current word; None once the word ended
+        self._hold = None        # the current hold (maybe in a break shorter than min_break_ms)
+        self._next = None        # a hold of another label that began during the current hold's break
+        self._brk = 0.0          # ms of frames since the current hold's last steady frame
+        self._word_letters = 0   # letters emitted in the current word
+        self._space = False      # a word ended: put a space before the next letter
+        self.letters: list[Letter] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(x.letter for x in self.letters)
+
+    @property
+    def smoothed(self) -> np.ndarray | None:
+        """The smoothed probabilities now (a copy; None when no hand in this word), e.g. for a live view."""
+        return None if self._s is None else self._s.copy()
+
+    def push(self, t_ms: float, probs, motion: float | None = 0.0) -> list[Letter]:
+        """One frame: probs over the labels, or None when no hand. Returns the letters this frame completed."""
+        st, out, t = self.settings, [], float(t_ms)
+        if self._t_prev is not None and t < self._t_prev:
+            raise ValueError(f"timestamps must not decrease: {t} after {self._t_prev}")
+        dt = 0.0 if self._t_prev is None else min(t - self._t_prev, st.max_frame_ms)  # this frame's share
+        self._t_prev = t
+        if self._t_hand is not None and t - self._t_hand >= st.gap_ms:
+            self._end_word(out)
+        if probs is None:
+            return out  # a dropout shorter than gap_ms: the hold stays open, its break does not grow
+        p = np.asarray(probs, dtype=np.float64)
+        if p.shape != (len(self.labels),) or not np.isfinite(p).all():
+            raise ValueError(f"probs must be {len(self.labels)} finite numbers, one per label")
+        if self._s is None:
+            self._s = p.copy()  # first frame of a word: nothing to smooth with
+        else:  # EMA over the real time since the last hand frame: the same decay at any frame rate
+            a = 1.0 if st.smooth_ms <= 0 else 1.0 - math.exp(-(t - self._t_hand) / st.smooth_ms)
+            self._s = self._s + a * (p - self._s)
+        self._t_hand = t
+        k = int(np.argmax(self._s))  # first of equal maxima, as in spell.js
+        conf = float(self._s[k])
+        still = (0.0 if motion is None else float(motion)) < st.max_motion or k in self._moving
+        steady = conf >= st.min_prob and still
+        h = self._hold
+        if h is not None and steady and k == h.label:  # the hold goes on: a short break was noise
+            h.extend(t, conf)
+            self._brk, self._next = 0.0, None
+            return out
+        if h is not None:
+            self._brk += dt
+        if steady:  # another label, or no hold yet: a new hold, current once the old one has ended
+            if self._next is not None and self._next.label == k:
+                self._next.extend(t, conf)
+            else:
+                self._next = _Hold(k, t, dt, conf)
+        else:
+            self._next = None
+        if h is None or self._brk >= st.min_break_ms:
+            self._close(h, out)
+            self._hold, self._next, self._brk = self._next, None, 0.0
+        return out
+
+    def finish(self) -> list[Letter]:
+        """End of stream: emit the letter still held; a pending space is dropped (no trailing space)."""
+        out = []
+        self._end_word(out)
+        self._space = False
+        return out
+
+    def _end_word(self, out: list):
+        self._close(self._hold, out)
+        self._close(self._next, out)
+        self._hold = self._next = self._s = self._t_hand = None
+        self._brk = 0.0
+        if self._word_letters:
+            self._space, self._word_letters = True, 0
+
+    def _close(self, h: _Hold | None, out: list):
+        if h is None or h.end - h.start < self.settings.hold_ms:
+            return  # no hold, or too short: a transition or a flicker
+        new = [Letter(self.labels[h.label], h.start, h.end, h.conf_sum / h.n)]
+        if self._space:  # the word before has ended: a space from its last letter to this one
+            new.insert(0, Letter(" ", self.letters[-1].end_ms, h.start, 1.0))
+            self._space = False
+        self._word_letters += 1
+        self.letters += new
+        out += new
+
+
+def decode(frames, labels, settings: DecoderSettings | dict = DecoderSettings()) -> dict:
+    """Decode a whole stream. frames: iterable of (t_ms, probs_or_None[, motion]); settings: a
+    DecoderSettings or a (partial) dict of them. Returns {"text", "letters": [dict], "words": [dict]}."""
+    dec = StreamDecoder(labels, settings)
+    for frame in frames:
+        dec.push(frame[0], frame[1], frame[2] if len(frame) > 2 else 0.0)
+    dec.finish()
+    letters = [asdict(x) for x in dec.letters]
+    words, new_word = [], True
+    for x in letters:
+        if x["letter"] == " ":
+            new_word = True
+        elif new_word:
+            words.append({"word": x["letter"], "start_ms": x["start_ms"], "end_ms": x["end_ms"]})
+            new_word = False
+        else:
+            words[-1]["word"] += x["letter"]
+            words[-1]["end_ms"] = x["end_ms"]
+    return {"text": dec.text, "letters": letters, "words": words}
