@@ -65,3 +65,16 @@ def test_in_plane_rotation_changes_only_the_orientation_block(degrees):
 def test_bad_shape_is_refused():
     with pytest.raises(ValueError, match=r"\(N, 21, 3\)"):
         hand_features(np.zeros((2, 20, 3)), [0, 0])
+
+
+def test_hand_speed_is_in_palm_sizes_per_second_whatever_the_scale_and_frame_rate():
+    from handsign.hands.features import hand_speed, palm_size
+
+    rng = np.random.default_rng(0)
+    hand = rng.uniform(100, 200, (21, 3))
+    palm = float(palm_size(hand))
+    moved = hand + np.array([palm * 0.3, palm * 0.4, 0.0])  # half a palm in the image plane
+    assert hand_speed(hand, moved, 500) == pytest.approx(1.0)  # 0.5 palm in 0.5 s
+    assert hand_speed(hand * 3, moved * 3, 500) == pytest.approx(1.0)  # nearer the camera: the same speed
+    assert hand_speed(hand, hand + np.array([0, 0, 50.0]), 33) == 0.0  # depth alone is no motion in the image
+    assert hand_speed(hand, moved, 0) == 0.0

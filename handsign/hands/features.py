@@ -81,3 +81,23 @@ def hand_features(points, left) -> np.ndarray:
     orientation = np.stack([np.sin(angle), np.cos(angle)], 1)
     out = np.concatenate([p[:, 1:].reshape(len(p), -1), tips, thumb, bends, orientation, normal], 1)
     return out.astype(np.float32)
+
+
+def palm_size(points) -> np.ndarray:
+    """(N, 21, 3) or (21, 3) points in pixels -> palm size(s) in pixels: the mean wrist -> index, middle and pinky
+    knuckle distance in 3-D (the unit `canonical` divides by)."""
+    p = np.asarray(points, dtype=np.float64)
+    d = p[..., [INDEX_MCP, MIDDLE_MCP, PINKY_MCP], :] - p[..., WRIST:WRIST + 1, :]
+    return np.linalg.norm(d, axis=-1).mean(axis=-1)
+
+
+def hand_speed(previous, points, dt_ms: float) -> float:
+    """How fast the hand moves between two frames, in palm sizes per second: the displacement of the mean of its
+    21 points in the image plane over the mean palm size of the two frames. Scale-free (near or far from the
+    camera alike) and in time, not frames (15 or 60 frames/s alike): the decoder's `motion`. 0 when dt <= 0."""
+    if dt_ms <= 0:
+        return 0.0
+    a, b = np.asarray(previous, dtype=np.float64), np.asarray(points, dtype=np.float64)
+    shift = np.linalg.norm(b[:, :2].mean(axis=0) - a[:, :2].mean(axis=0))
+    palm = max(0.5 * (palm_size(a) + palm_size(b)), 1e-6)
+    return float(shift / palm / (dt_ms / 1000.0))
