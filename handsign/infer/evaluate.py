@@ -11,7 +11,7 @@ import torch
 
 from handsign.saved.checkpoint import load_model
 from handsign.train.config import TrainConfig
-from handsign.train.pixels import evaluate_tensors, predict_tensors
+from handsign.train.pixels import evaluate_tensors, predict_tensors  # noqa: F401 (evaluate_tensors: re-exported)
 from handsign.data.readers import Dataset, load_dataset, resolve_data_dir, split_train_valid
 from handsign.errors import HandsignError
 from handsign.saved.meta import ModelMeta
