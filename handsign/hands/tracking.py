@@ -10,8 +10,8 @@ next frame's crop, and the palm detector runs again only when the hand is lost. 
 same (complexity 1, the photo route's first attempt), so the points, and what the landmark model sees, agree
 with the photo route's. Measured on 640x480 videos made from the Massey photos (benchmarks/spell_detectors.py,
 docs/spell.md): `asl` reads the same letter as through the photo route on 98.5 % of held frames (95.3-100 %
-per person), the points are 0.04 palm sizes apart, and a frame takes 17 ms (p50) against 46 ms. No padding
-and no retries: padding found no more hands on those videos and cost time; a hand missed now is looked for
+per person), the points are 0.04 palm sizes apart, and a frame takes 16 ms (p50) against 51 ms. No padding
+and no retries: padding found no more hands on those videos and cost 12 ms; a hand missed now is looked for
 again in the next frame.
 """
 
@@ -25,7 +25,7 @@ from handsign.hands import landmarks
 from handsign.hands.landmarks import Hand
 
 # (landmark model complexity, min detection confidence, min tracking confidence, hands followed).
-# One hand: with two, the palm detector would run on every frame until two hands were seen (~+12 ms a frame).
+# One hand: with two, the palm detector would run on every frame until two hands were seen (+16 ms a frame).
 TRACKING = (1, 0.5, 0.5, 1)
 TRACKER = f"mediapipe-hands-v2-tracking:{TRACKING}:max{landmarks.MAX_SIDE}:min{landmarks.MIN_SIDE}"
 

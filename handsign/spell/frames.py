@@ -98,12 +98,13 @@ class VideoFrames:
         import cv2
 
         self.source = path
+        # An absolute path: a name starting "concat:", "http:"... would be read by FFmpeg as a protocol
         with landmarks._quiet_stderr():  # FFmpeg's own complaints ("moov atom not found"): our one line says it
-            self._cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+            self._cap = cv2.VideoCapture(str(path.resolve()), cv2.CAP_FFMPEG)
         if not self._cap.isOpened():
             raise ImageError(f"{path}: not a video that can be read (unknown format, damaged or cut short)")
         w, h = self._cap.get(cv2.CAP_PROP_FRAME_WIDTH), self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-        if w * h > pp.MAX_PIXELS:  # one frame decoded would be over a gigabyte
+        if w * h > pp.MAX_PIXELS:  # the photo limit: each decoded frame would be over 120 MB
             self.close()
             raise ImageError(f"{path}: frames of {w:.0f}x{h:.0f} pixels, over the limit of {pp.MAX_PIXELS:,}")
         own = self._cap.get(cv2.CAP_PROP_FPS)
