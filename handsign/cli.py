@@ -88,6 +88,24 @@ def _add_predict(sub):
     p.set_defaults(func=commands.cmd_predict)
 
 
+def _add_spell(sub):
+    p = sub.add_parser("spell", help="read fingerspelled words from a video or a folder of frames",
+                       description="Read fingerspelled words: each frame's hand through a hand-landmark model, "
+                       "then the decoder (letters held still, words split by pauses without a hand). Prints "
+                       "the text. No hand in any frame: an empty text, the reason on stderr, exit 0.")
+    p.add_argument("source", metavar="VIDEO_OR_FOLDER", help="a video file (mp4, webm, avi, mov, ...) or a "
+                   "folder of frames (image files, in name order)")
+    p.add_argument("--model", default="asl", help="a hand-landmark model: bundled name (asl) or a "
+                   "checkpoint/run/.onnx path")
+    p.add_argument("--json", action="store_true", help="print one JSON object: text, letters and words with "
+                   "their times (ms), frame counts, speed")
+    p.add_argument("--fps", type=float, metavar="N", help="frames per second of a folder of frames (default 30); "
+                   "for a video, used only when its container names no frame rate")
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto", help="as predict's")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=commands.cmd_spell)
+
+
 def _add_export(sub):
     p = sub.add_parser("export", help="export a model to ONNX (checked against torch)",
                        description="Export a checkpoint to ONNX with a dynamic batch dimension and the model's "
@@ -209,8 +227,8 @@ def _add_data(sub):
     fetch.set_defaults(func=commands.cmd_data_fetch)
 
 
-COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_recipes, _add_augment_preview, _add_reproduce,
-            _add_export, _add_import_course_model, _add_bundle, _add_serve, _add_photo_eval]
+COMMANDS = [_add_data, _add_train, _add_evaluate, _add_predict, _add_spell, _add_recipes, _add_augment_preview,
+            _add_reproduce, _add_export, _add_import_course_model, _add_bundle, _add_serve, _add_photo_eval]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,6 +107,19 @@ def cmd_predict(a) -> int:
     return 0
 
 
+def cmd_spell(a) -> int:
+    from handsign.spell import spell  # OpenCV and MediaPipe, when it runs
+
+    r = spell(a.source, a.model, backend=a.backend, fps=a.fps, progress=not a.quiet)
+    if "reason" in r:  # an empty text is an answer (nothing was signed), not an error: said on stderr, exit 0
+        print(f"handsign: {a.source}: {r['reason']}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(r))
+    elif r["text"]:
+        print(r["text"])
+    return 0
+
+
 def cmd_export(a) -> int:
     r = export(a.model, a.out, format=a.format)
     print(f"wrote {r['path']} (opset {r['opset']}, input {r['input']} -> logits)")

@@ -44,7 +44,8 @@ BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9),
 class Hand:
     """One detected hand. points: (21, 3) float32; x, y in the image's pixels (origin top-left), z is
     MediaPipe's depth relative to the wrist in the same units as x (negative: towards the camera).
-    handedness: "Left" or "Right" as MediaPipe names it; score: its handedness confidence;
+    handedness: "Left" or "Right" as MediaPipe names it (as if mirrored: `real_hand` gives the real one);
+    score: its handedness confidence;
     hands: how many hands were found (this one is the largest)."""
     points: np.ndarray
     handedness: str
@@ -61,6 +62,20 @@ class Hand:
         if points.shape != (21, 3) or not np.isfinite(points).all() or d["handedness"] not in ("Left", "Right"):
             raise ValueError("not a hand: need 21 finite (x, y, z) points and handedness Left or Right")
         return cls(points, d["handedness"], float(d["score"]), int(d.get("hands", 1)))
+
+
+def real_hand(handedness: str) -> str:
+    """MediaPipe's handedness label -> the hand it is in an ordinary, unmirrored picture ("Left" -> "Right").
+
+    MediaPipe Hands names hands as if every picture were a mirrored selfie preview, so a right hand in a
+    photo, a video or a camera frame as the camera delivers it comes back "Left" (1,669 of the 1,672 hands
+    found in the Massey photos, all of them right hands, come back "Left"). handsign's convention: what it
+    *reports* ("handedness" in predict's and spell's answers) is the real hand of an unmirrored picture; what
+    the features use (`Hand.handedness`, the cache, training) stays MediaPipe's label, as the models were
+    trained on it. A picture that is itself mirrored (a selfie preview saved as shown) reads the other way."""
+    if handedness not in ("Left", "Right"):
+        raise ValueError(f"handedness must be 'Left' or 'Right', not {handedness!r}")
+    return "Right" if handedness == "Left" else "Left"
 
 
 def available() -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 from handsign.images import preprocess as pp
 from handsign.saved.checkpoint import BUNDLED, BUNDLED_DIR, load_model, read_metadata, resolve_model, weights_sha256  # noqa: F401 (re-exported)
 from handsign.errors import CheckpointError, HandsignError, ImageError
+from handsign.hands.landmarks import real_hand
 from handsign.infer.hand_route import HandRoute, find_hand
 from handsign.saved.meta import ModelMeta
 from handsign.infer.onnx_runner import load_onnx
@@ -135,6 +136,17 @@ class Predictor:
         return {"label": top[0][0], "probability": top[0][1], "top": top, "confident": confident,
                 "verdict": top[0][0] if confident else NOT_SURE}
 
+    def hand_probs(self, hand, img=None) -> np.ndarray:
+        """A hand MediaPipe found in `img` (a PIL picture) -> probabilities (classes,) float64: the landmark
+        model's, fused with the pixel model's on `img` by the landmark model's pixel_weight (when it has one)."""
+        p = self.hands.probs([hand])[0]
+        w = self.hands.pixel_weight
+        if self._run is not None and w > 0:
+            if img is None:
+                raise HandsignError(f"{self.name}: fuses its landmark model with a pixel model; give the picture too")
+            p = (1 - w) * p + w * softmax(self.logits(pp.preprocess(img, self.spec)[None]).astype(np.float64))[0]
+        return p
+
     def predict_arrays(self, x: np.ndarray, top_k: int = 3) -> list[dict]:
         """Preprocessed pictures (N, 1, S, S) -> one answer dict per picture (the pixel model)."""
         return [self.answer(p, top_k) for p in softmax(self.logits(x).astype(np.float64))]
@@ -148,12 +160,8 @@ class Predictor:
             else:
                 hand = find_hand(img)
                 if hand is not None:
-                    p = self.hands.probs([hand])[0]
-                    w = self.hands.pixel_weight
-                    if self._run is not None and w > 0:
-                        p = (1 - w) * p + w * softmax(self.logits(pp.preprocess(img, self.spec)[None]).astype(np.float64))[0]
-                    return {**self.answer(p, top_k), "via": "landmarks", "hands": hand.hands,
-                            "handedness": hand.handedness,
+                    return {**self.answer(self.hand_probs(hand, img), top_k), "via": "landmarks", "hands": hand.hands,
+                            "handedness": real_hand(hand.handedness),
                             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in hand.points[:, :2]]}
                 reason = "no hand found"
             if self._run is None:
