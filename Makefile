@@ -9,14 +9,22 @@ TORCH_INDEX ?=
 # the real data sets: ../shared/data beside the checkout if present, else ./data
 export HANDSIGN_DATA ?= $(abspath $(firstword $(wildcard ../shared/data) data))
 
+# the page's browser files (@mediapipe/tasks-vision, pinned in its package-lock.json) for live spelling in the
+# browser; without npm the page reads live frames on the server instead, and says so
+WEB_VENDOR := handsign/web/vendor
+
 .PHONY: install test demo
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(WEB_VENDOR)/node_modules/.package-lock.json
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1 --index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
+
+$(WEB_VENDOR)/node_modules/.package-lock.json: $(WEB_VENDOR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix $(WEB_VENDOR) --no-audit --no-fund --loglevel=error; \
+	else echo "handsign: note: npm not found: live spelling will read frames on the server, not in the browser (install Node.js and npm, then make install)"; fi
 
 test: install
 	$(PY) -m pytest

@@ -48,19 +48,23 @@ def test_upload_and_draw_in_browser(tmp_path):
             sync_api.expect(page.locator("#model")).to_be_enabled()
             assert page.locator("#model option").all_inner_texts() == ["asl — 24 ASL letters", "mnist — 10 digits"]
 
-            # 1. upload a photo to the ASL model (the default): a letter and a top-3 appear
+            # 1. upload a photo to the ASL model (the default): a letter, in upper case, and a top-3 appear
             page.set_input_files("#file", str(hand_photo(tmp_path / "hand.jpg")))
             sync_api.expect(page.locator("#top li")).to_have_count(3)
             letter = page.inner_text("#label")
             # a letter, or "not sure" below the confidence floor (the small test model is often unsure);
-            # the top-3 always shows letters
-            assert letter in ASL_LABELS or letter == "not sure", letter
-            assert all(li.split()[0] in ASL_LABELS for li in page.locator("#top li").all_inner_texts())
+            # the top-3 always shows letters, upper case (a lower-case l looks like a bar)
+            assert (letter.isupper() and letter.lower() in ASL_LABELS) or letter == "not sure", letter
+            assert all(li.split()[0].isupper() and li.split()[0].lower() in ASL_LABELS
+                       for li in page.locator("#top li").all_inner_texts())
             sync_api.expect(page.locator("#preview")).to_be_visible()
             page.screenshot(path=str(tmp_path / "photo.png"), full_page=True)
 
-            # 2. choose the digit model: the draw pad comes up; draw a '7' with the mouse and submit
-            page.select_option("#model", "mnist")
+            # 2. the Draw tab, the ASL model still chosen: the drawing goes to the digit model, and the hint
+            # says so; draw a '7' with the mouse and submit
+            page.click("#tab-draw")
+            assert page.input_value("#model") == "asl"
+            sync_api.expect(page.locator("#draw-hint")).to_contain_text("read by the digit model mnist")
             pad = page.locator("#pad")
             sync_api.expect(pad).to_be_visible()
             box = pad.bounding_box()
@@ -82,12 +86,24 @@ def test_upload_and_draw_in_browser(tmp_path):
             assert digit == "7", (digit, page.locator("#top li").all_inner_texts())  # (92.8 % when checked)
             assert page.locator("#error").is_hidden()
             page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            page.click("#pad-clear")
+            assert page.evaluate("""() => { const c = document.getElementById('pad');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                return d.every((v) => v === 255); }""")
 
-            # 3. a bad file shows the server's one-line error, not a crash
+            # 3. a bad file after a good one: the server's one-line error, and neither the answer nor the picture
+            # of the photo before left beside it
+            page.click("#tab-photo")
+            page.set_input_files("#file", str(hand_photo(tmp_path / "hand.jpg")))
+            sync_api.expect(page.locator("#top li")).to_have_count(3)
+            sync_api.expect(page.locator("#preview")).to_be_visible()
             (tmp_path / "bad.png").write_bytes(b"not an image")
-            page.select_option("#model", "asl")
             page.set_input_files("#file", str(tmp_path / "bad.png"))
             sync_api.expect(page.locator("#error")).to_contain_text("not a readable image")
+            sync_api.expect(page.locator("#label")).to_have_text("–")
+            sync_api.expect(page.locator("#top li")).to_have_count(0)
+            sync_api.expect(page.locator("#preview")).to_be_hidden()
+            assert page.inner_text("#status") == ""
         finally:
             browser.close()
     # the failed upload logs one console error for its 400 response; nothing else may

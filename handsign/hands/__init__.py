@@ -10,6 +10,7 @@ through the one training loop; handsign.infer.hand_route runs it).
     augment.py    augmentation in landmark space (turns, stretch, jitter)
     cache.py      per-file landmark cache keyed by content, safe against kills
     photos.py     a photo folder (ROOT/<label>/*.jpg) -> landmarks, person ids, detection report; LandmarkSet
+    tasks_bundle.py  the page's hand model (MediaPipe Tasks' hand_landmarker.task) from the wheel's .tflite files
 
 Its bundle (the bundled `asl`: the landmark model + the pixel model it names, its model card) is
 handsign/bundle/hands.py.

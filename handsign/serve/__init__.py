@@ -11,7 +11,8 @@ event loop keeps answering health checks. Abuse limits: see `limits.py`.
 
 By concern: `app.py` (create_app: wiring, error answers, the page, /models, /predict; serve) ·
 `models.py` (loading, naming and picking the served models) · `limits.py` (Limits, the ASGI
-middlewares, uvicorn's header timeout) · `v2.py` (the v2 protocol) · `responses.py` (the error shape).
+middlewares, uvicorn's header timeout) · `v2.py` (the v2 protocol) · `responses.py` (the error shape) ·
+`browser.py` (the files of the page's in-browser live route: MediaPipe's, the hand model, a model's weights).
 """
 
 from handsign.serve.app import WEB_DIR, create_app, serve

@@ -19,6 +19,7 @@ from handsign import __version__
 from handsign.images import preprocess as pp
 from handsign.errors import HandsignError
 from handsign.infer.predict import Predictor, check_min_confidence
+from handsign.serve.browser import add_browser_routes, browser_entry, model_weights
 from handsign.serve.limits import Limits, add_limits, uvicorn_options
 from handsign.serve.models import DEFAULT_MODELS, backend_name, load_models, pick
 from handsign.serve.responses import documented, error_response
@@ -64,8 +65,10 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
         return error_response(500, f"internal server error ({type(exc).__name__})")
 
     # --- the page -------------------------------------------------------------------------------
-    # CSP: everything from this server only (the machine may be offline; nothing is fetched elsewhere)
-    page_headers = {"Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    # CSP: everything from this server only (the machine may be offline; nothing is fetched elsewhere);
+    # 'wasm-unsafe-eval' lets the in-browser route compile MediaPipe's WebAssembly (and nothing else: no eval)
+    page_headers = {"Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+                    "img-src 'self' blob: data:; "
                     "media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'",
                     "X-Content-Type-Options": "nosniff"}
 
@@ -74,11 +77,15 @@ def create_app(models=DEFAULT_MODELS, limits: Limits | None = None, backend: str
         return FileResponse(WEB_DIR / "index.html", headers=page_headers)
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    weights = model_weights(models)  # what the page can run itself (browser.py), made once
+    add_browser_routes(app, models, weights)
 
     @app.get("/models", summary="Served models with their labels and preprocessing")
     async def list_models():
+        # browser: URL of the weights the page runs itself (live spelling), or null and browser_note saying why
         return [{"name": n, "task": p.meta.task or None, "labels": p.labels, "backend": backend_name(p),
-                 "preprocess": p.spec, "default": n == default_model} for n, p in models.items()]
+                 "preprocess": p.spec, "default": n == default_model, **browser_entry(n, weights)}
+                for n, p in models.items()]
 
     # --- images --------------------------------------------------------------------------------
     @app.post("/predict", summary="Predict the label of one image (same JSON as `handsign predict --json`)",

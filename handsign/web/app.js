@@ -1,24 +1,30 @@
-// handsign page: pick a model, send a photo (file or camera) or a drawing to POST /predict, show the top 3.
-"use strict";
+// handsign page: pick a model, send a photo (file or camera) or a drawing to POST /predict and show the top 3, or
+// spell live from the camera (live.js: read in this browser where it can, else on the server).
+import { LiveSession, loadBrowserRoute } from "./live.js";
+import { drawingPad } from "./pad.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   model: $("model"), file: $("file"), preview: $("preview"), video: $("video"), skeleton: $("skeleton"),
-  camStart: $("camera-start"), camSnap: $("camera-snap"), camLive: $("camera-live"), camStop: $("camera-stop"),
-  liveRate: $("live-rate"),
-  pad: $("pad"), predictDrawing: $("predict-drawing"), clear: $("clear"),
-  result: $("result"), label: $("label"), top: $("top"), status: $("status"), error: $("error"),
-  tabs: { photo: $("tab-photo"), draw: $("tab-draw") }, panes: { photo: $("pane-photo"), draw: $("pane-draw") },
+  stage: $("stage"), camStart: $("camera-start"), camSnap: $("camera-snap"), live: $("live"), camStop: $("camera-stop"),
+  route: $("route"), pad: $("pad"), predictDrawing: $("predict-drawing"), padClear: $("pad-clear"),
+  drawModel: $("draw-model"), result: $("result"), label: $("label"), confidence: $("confidence"), top: $("top"),
+  status: $("status"), error: $("error"), spellBox: $("spell-box"), spelled: $("spelled"), clear: $("clear"),
+  fps: $("fps"), tabs: { photo: $("tab-photo"), draw: $("tab-draw") },
+  panes: { photo: $("pane-photo"), draw: $("pane-draw") },
 };
 let models = [];
 let stream = null;      // the camera's MediaStream while it is on
 let previewUrl = null;  // object URL of the picture shown, revoked when replaced
-let live = null;        // live mode: {timer, busy, frames, since} while the camera keeps predicting
+let live = null;        // the LiveSession while live spelling runs
+let spelledBefore = "";  // text spelled by earlier live sessions (until #clear)
 
 // The bones between MediaPipe's 21 hand landmarks (handsign/hands/landmarks.py BONES).
 const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [5, 9], [9, 10], [10, 11],
   [11, 12], [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18], [18, 19], [19, 20]];
-const LIVE_INTERVAL_MS = 250;  // at most 4 frames a second, and never two requests at once
+
+// Letters are shown in upper case (a lower-case l looks like a bar, I like an l); digits and names as they are.
+const shown = (label) => (/^[a-z]$/.test(label) ? label.toUpperCase() : label);
 
 // ---------- models ----------
 async function loadModels() {
@@ -49,9 +55,16 @@ function describe(m) {
 
 const isDigitModel = (m) => m && (m.task === "mnist" || (m.preprocess && m.preprocess.fit === "digit"));
 const currentModel = () => models.find((m) => m.name === ui.model.value);
+// Drawings go to a digit model: the chosen one if it is one, else the first served; the hint names it.
+const drawModel = () => (isDigitModel(currentModel()) ? currentModel() : models.find(isDigitModel) || currentModel());
 
 // The digit model is meant for drawing, the others for photos: switch the input to match.
-function followModel() { selectTab(isDigitModel(currentModel()) ? "draw" : "photo"); }
+function followModel() {
+  selectTab(isDigitModel(currentModel()) ? "draw" : "photo");
+  const m = drawModel();
+  ui.drawModel.textContent = !m ? "" : isDigitModel(m) ? `It is read by the digit model ${m.name}.`
+    : `No digit model is served here: it is sent to ${m.name}.`;
+}
 
 // ---------- tabs (WAI-ARIA tabs pattern: arrows move between tabs) ----------
 function selectTab(name) {
@@ -72,66 +85,66 @@ for (const [key, tab] of Object.entries(ui.tabs)) {
     ui.tabs[other].focus();
   });
 }
-ui.model.addEventListener("change", followModel);
+ui.model.addEventListener("change", () => { stopLive(); followModel(); });
 
-// ---------- predict ----------
-// over: the element the skeleton is drawn on (the photo, or the video in live mode)
-async function predict(blob, filename, over = ui.preview) {
+// ---------- predict (the server) ----------
+// POST one picture; the answer's JSON, or throws with the server's one-line error.
+async function postPredict(blob, filename, model, topK = 3) {
   const form = new FormData();
   form.append("file", blob, filename);
-  const params = new URLSearchParams({ model: ui.model.value, top_k: "3" });
+  const r = await fetch(`/predict?${new URLSearchParams({ model, top_k: String(topK) })}`, { method: "POST", body: form });
+  const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
+  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  return body;
+}
+
+// A photo or a drawing: the answer, or the error with no answer left from before (nor the picture, for a photo).
+async function predict(blob, filename, model = ui.model.value) {
   hideError();
   ui.result.setAttribute("aria-busy", "true");
-  if (!live) ui.status.textContent = "Predicting…";
+  ui.status.textContent = "Predicting…";
   try {
-    const r = await fetch(`/predict?${params}`, { method: "POST", body: form });
-    const body = await r.json().catch(() => ({ error: `HTTP ${r.status}` }));
-    if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
-    showResult(body);
-    drawSkeleton(body, over);
+    const body = await postPredict(blob, filename, model);
+    showResult(body, model);
+    drawSkeleton(body.via === "landmarks" ? body.landmarks : null, ui.preview);
   } catch (e) {
-    ui.status.textContent = "";
-    drawSkeleton(null, over);
+    clearResult();
+    ui.preview.hidden = true;  // an unreadable file's preview is a broken picture: none is better
+    drawSkeleton(null);
     showError(e.message);
   } finally {
     ui.result.setAttribute("aria-busy", "false");
   }
 }
 
-// The hand's bones and joints over the picture, in the picture's own pixels (the canvas is stretched
-// over the shown picture, so its size is the picture's natural size).
-function drawSkeleton(r, over) {
+// The hand's bones and joints over the picture or the video, in its own pixels (the canvas is stretched over it).
+function drawSkeleton(points, over) {
   const c = ui.skeleton;
-  const points = r && r.via === "landmarks" ? r.landmarks : null;
-  const w = over.videoWidth || over.naturalWidth, h = over.videoHeight || over.naturalHeight;
+  const w = over && (over.videoWidth || over.naturalWidth), h = over && (over.videoHeight || over.naturalHeight);
   if (points && !w && over.tagName === "IMG") {  // the answer came before the picture was decoded
-    over.addEventListener("load", () => drawSkeleton(r, over), { once: true });
+    over.addEventListener("load", () => drawSkeleton(points, over), { once: true });
     return;
   }
   if (!points || !w) { c.hidden = true; return; }
-  c.width = w;
-  c.height = h;
+  if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
   const g = c.getContext("2d");
   g.clearRect(0, 0, w, h);
   const unit = Math.max(2, Math.round(Math.max(w, h) / 160));
   g.lineWidth = unit;
   g.strokeStyle = "#39ff88";
   g.beginPath();
-  for (const [a, b] of BONES) { g.moveTo(...points[a]); g.lineTo(...points[b]); }
+  for (const [a, b] of BONES) { g.moveTo(points[a][0], points[a][1]); g.lineTo(points[b][0], points[b][1]); }
   g.stroke();
   g.fillStyle = "#ff3d7f";
   for (const [x, y] of points) { g.beginPath(); g.arc(x, y, unit * 1.6, 0, 2 * Math.PI); g.fill(); }
   c.hidden = false;
 }
 
-function showResult(r) {
-  // below the model's confidence floor the page says so, and still lists the top 3
-  const sure = r.confident !== false;
-  ui.label.textContent = sure ? r.label : "not sure";
-  ui.top.replaceChildren(...r.top.map(([label, p]) => {
+function showTop(top) {
+  ui.top.replaceChildren(...top.map(([label, p]) => {
     const li = document.createElement("li");
     const name = document.createElement("span");
-    name.textContent = label;
+    name.textContent = shown(label);
     const bar = document.createElement("span");
     bar.className = "bar";
     bar.setAttribute("aria-hidden", "true");
@@ -144,11 +157,26 @@ function showResult(r) {
     li.append(name, bar, pct);
     return li;
   }));
+}
+
+function showResult(r, model) {
+  // below the model's confidence floor the page says so, and still lists the top 3
+  const sure = r.confident !== false;
+  ui.label.textContent = sure ? shown(r.label) : "not sure";
+  ui.confidence.hidden = true;
+  showTop(r.top);
   const pct = `${(r.probability * 100).toFixed(1)}%`;
   // which route answered: the hand's landmarks, or the pixels (and why: no hand found...)
   const via = r.via ? ` — via ${r.via}${r.reason ? ` (${r.reason})` : ""}` : "";
-  ui.status.textContent = (sure ? `${ui.model.value}: ${r.label} with probability ${pct}`
-    : `${ui.model.value}: not sure (best guess ${r.label}, ${pct})`) + via;
+  ui.status.textContent = (sure ? `${model}: ${shown(r.label)} with probability ${pct}`
+    : `${model}: not sure (best guess ${shown(r.label)}, ${pct})`) + via;
+}
+
+function clearResult() {
+  ui.label.textContent = "–";
+  ui.confidence.hidden = true;
+  ui.top.replaceChildren();
+  ui.status.textContent = "";
 }
 
 function showError(message) { ui.error.textContent = message; ui.error.hidden = false; }
@@ -159,6 +187,7 @@ function showPreview(blob) {
   previewUrl = URL.createObjectURL(blob);
   ui.preview.src = previewUrl;
   ui.preview.hidden = false;
+  ui.stage.classList.remove("mirror");
 }
 
 // ---------- photo: file ----------
@@ -174,26 +203,34 @@ ui.file.addEventListener("change", () => {
 });
 
 // ---------- photo: camera ----------
-if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) ui.camStart.hidden = false;
+if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) ui.camStart.hidden = ui.live.hidden = false;
+
+// The camera on and shown (mirrored, like a mirror: the frames themselves are read unmirrored); false if refused.
+async function startCamera() {
+  if (!stream) {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
+    } catch (e) {
+      showError(`Camera unavailable: ${e.message}`);
+      return false;
+    }
+    ui.video.srcObject = stream;
+  }
+  ui.video.hidden = false;
+  ui.preview.hidden = true;
+  ui.skeleton.hidden = true;
+  ui.stage.classList.add("mirror");
+  ui.camStart.hidden = true;
+  ui.camSnap.hidden = ui.camStop.hidden = false;
+  return true;
+}
 
 ui.camStart.addEventListener("click", async () => {
   hideError();
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
-  } catch (e) {
-    showError(`Camera unavailable: ${e.message}`);
-    return;
-  }
-  ui.video.srcObject = stream;
-  ui.video.hidden = false;
-  ui.preview.hidden = true;
-  ui.camStart.hidden = true;
-  ui.skeleton.hidden = true;
-  ui.camSnap.hidden = ui.camLive.hidden = ui.camStop.hidden = false;
-  ui.camSnap.focus();
+  if (await startCamera()) ui.camSnap.focus();
 });
 
-// the camera's current frame as a blob (JPEG for live frames: ~10x smaller than PNG)
+// the camera's current frame as a blob, unmirrored (JPEG for live frames: ~10x smaller than PNG)
 function grabFrame(type, quality) {
   const v = ui.video;
   if (!v.videoWidth) return Promise.resolve(null);
@@ -213,43 +250,6 @@ ui.camSnap.addEventListener("click", async () => {
   predict(blob, "camera.png");
 });
 
-// Live mode: keep predicting camera frames, one request at a time, a few a second.
-ui.camLive.addEventListener("click", () => (live ? stopLive() : startLive()));
-
-function startLive() {
-  ui.video.hidden = false;
-  ui.preview.hidden = true;
-  live = { timer: null, busy: false, frames: 0, since: performance.now() };
-  ui.camLive.setAttribute("aria-pressed", "true");
-  ui.camLive.textContent = "Stop live";
-  ui.liveRate.hidden = false;
-  const tick = async () => {
-    if (!live) return;
-    if (!live.busy) {
-      live.busy = true;
-      const blob = await grabFrame("image/jpeg", 0.85);
-      if (blob && live) await predict(blob, "frame.jpg", ui.video);
-      if (live) {
-        live.busy = false;
-        live.frames += 1;
-        const fps = live.frames / ((performance.now() - live.since) / 1000);
-        ui.liveRate.textContent = `live: ${live.frames} frames, ${fps.toFixed(1)} per second`;
-      }
-    }
-    if (live) live.timer = setTimeout(tick, LIVE_INTERVAL_MS);
-  };
-  tick();
-}
-
-function stopLive() {
-  if (!live) return;
-  clearTimeout(live.timer);
-  live = null;
-  ui.camLive.setAttribute("aria-pressed", "false");
-  ui.camLive.textContent = "Live";
-  ui.liveRate.hidden = true;
-}
-
 ui.camStop.addEventListener("click", stopCamera);
 
 function stopCamera() {
@@ -258,47 +258,110 @@ function stopCamera() {
   for (const t of stream.getTracks()) t.stop();
   stream = null;
   ui.video.srcObject = null;
-  ui.video.hidden = ui.camSnap.hidden = ui.camLive.hidden = ui.camStop.hidden = ui.skeleton.hidden = true;
+  ui.video.hidden = ui.camSnap.hidden = ui.camStop.hidden = ui.skeleton.hidden = true;
+  ui.stage.classList.remove("mirror");
   ui.camStart.hidden = false;
 }
 
-// ---------- draw ----------
-// Dark ink on white, like a pen on paper; the server's digit preprocessing inverts it to MNIST's form.
-const ctx = ui.pad.getContext("2d");
-function clearPad() {
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, ui.pad.width, ui.pad.height);
+// ---------- live spelling ----------
+ui.live.addEventListener("click", () => (live ? stopLive() : startLive()));
+ui.clear.addEventListener("click", () => {
+  spelledBefore = "";
+  if (live) live.clearText();  // the session goes on; what it spelled so far goes
+  showSpelled("");
+});
+
+const joinText = (a, b) => (a && b ? `${a} ${b}` : a || b);
+function showSpelled(text) { ui.spelled.textContent = text.toUpperCase(); }
+
+async function startLive() {
+  hideError();
+  const model = currentModel();
+  if (!model) return;
+  ui.live.disabled = true;
+  ui.route.hidden = false;
+  ui.route.textContent = "Loading the hand model (once)…";
+  let browser = null, why = "";
+  const [cameraOn] = await Promise.all([startCamera(), loadBrowserRoute(model).then((b) => { browser = b; },
+    (e) => { why = e.message; })]);
+  ui.live.disabled = false;
+  if (!cameraOn || currentModel() !== model) { ui.route.hidden = true; return; }
+  ui.route.textContent = browser ? "Live: read in this browser; no frame leaves this device."
+    : `Live: frames go to the server (POST /predict, 4 a second at most): the browser cannot read them here (${why}).`;
+  ui.route.dataset.route = browser ? "browser" : "server";
+  const labels = model.labels;
+  const session = new LiveSession(ui.video, labels, {
+    browser,
+    serverRead: async () => {
+      const blob = await grabFrame("image/jpeg", 0.85);
+      if (!blob) return null;
+      let r;
+      try {
+        r = await postPredict(blob, "frame.jpg", model.name, labels.length);  // every label's probability
+      } catch (e) {  // a landmark model without a pixel model answers a hand-free frame with a 400
+        if (/no hand found/.test(e.message)) return { probs: null, points: null };
+        throw e;
+      }
+      const p = new Map(r.top);
+      // no hand (the pixel model's guess at a frame of no hand): nothing for the decoder, as in the browser route
+      const none = r.reason === "no hand found";
+      return { probs: none ? null : labels.map((l) => p.get(l) ?? 0), points: r.via === "landmarks" ? r.landmarks : null };
+    },
+    view: {
+      frame: showLiveFrame,
+      letters: () => showSpelled(joinText(spelledBefore, session.text)),
+      error: (e) => { showError(e.message); stopLive(); },
+    },
+  });
+  ui.spellBox.hidden = false;
+  ui.live.setAttribute("aria-pressed", "true");
+  ui.live.textContent = "Stop spelling";
+  ui.status.textContent = "";
+  live = session;
+  session.start();
 }
-clearPad();
-ctx.lineWidth = 20;  // canvas pixels of 280: about a pen stroke at MNIST's 28x28 scale
-ctx.lineCap = ctx.lineJoin = "round";
-ctx.strokeStyle = "#000";
 
-let drawing = false;
-const point = (e) => {
-  const r = ui.pad.getBoundingClientRect();
-  return [(e.clientX - r.left) * (ui.pad.width / r.width), (e.clientY - r.top) * (ui.pad.height / r.height)];
-};
-ui.pad.addEventListener("pointerdown", (e) => {
-  drawing = true;
-  ui.pad.setPointerCapture(e.pointerId);
-  const [x, y] = point(e);
-  ctx.beginPath();
-  ctx.moveTo(x, y);
-  ctx.lineTo(x + 0.01, y);  // a click alone leaves a dot
-  ctx.stroke();
-});
-ui.pad.addEventListener("pointermove", (e) => {
-  if (!drawing) return;
-  const [x, y] = point(e);
-  ctx.lineTo(x, y);
-  ctx.stroke();
-});
-for (const type of ["pointerup", "pointercancel"]) ui.pad.addEventListener(type, () => { drawing = false; });
+function stopLive() {
+  if (!live) return;
+  const session = live;
+  session.stop();
+  spelledBefore = joinText(spelledBefore, session.text);
+  showSpelled(spelledBefore);
+  live = null;
+  ui.live.setAttribute("aria-pressed", "false");
+  ui.live.textContent = "Spell live";
+  ui.route.hidden = true;
+  ui.skeleton.hidden = true;
+}
 
-ui.clear.addEventListener("click", clearPad);
+let lastFps = 0;  // ms: the frames/s line is redrawn 4 times a second, the rest every frame
+function showLiveFrame(f) {
+  if (!live) return;
+  ui.label.textContent = f.letter === null ? "–" : shown(f.letter);
+  ui.confidence.hidden = f.letter === null;
+  ui.confidence.textContent = f.letter === null ? "" : `${(f.confidence * 100).toFixed(0)}%`;
+  drawSkeleton(f.points, ui.video);
+  const now = performance.now();
+  if (now - lastFps >= 250) {
+    lastFps = now;
+    ui.fps.textContent = `${f.fps.toFixed(1)} frames/s`;
+  }
+  if (f.smoothed) {
+    const order = f.smoothed.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 3);
+    showTop(order.map(([p, i]) => [live.labels[i], p]));
+    ui.status.textContent = `${ui.model.value}: ${shown(f.letter)} (${(f.confidence * 100).toFixed(1)}%, smoothed)`;
+  } else {
+    ui.top.replaceChildren();
+    ui.status.textContent = "No hand in view.";
+  }
+}
+
+// ---------- draw ----------
+const pad = drawingPad(ui.pad);
+ui.padClear.addEventListener("click", pad.clear);
 ui.predictDrawing.addEventListener("click", () => {
-  ui.pad.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+  const m = drawModel();
+  ui.pad.toBlob((blob) => predict(blob, "drawing.png", m && m.name), "image/png");
 });
 
 loadModels();
