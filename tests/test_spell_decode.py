@@ -36,7 +36,7 @@ def test_this_checkout_and_every_fixture():
     import handsign.spell
     assert Path(handsign.spell.__file__).resolve().is_relative_to(REPO), handsign.spell.__file__
     assert set(NAMES) >= {"single_word", "several_words", "double_letters", "double_dip", "rate_15", "rate_30",
-                          "rate_60", "long_hold", "flicker", "dropouts", "jitter", "jz", "settings"}
+                          "rate_60", "long_hold", "flicker", "dropouts", "jitter", "jz", "bases", "settings"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -154,6 +154,48 @@ def test_settings_round_trip_and_checks():
             DecoderSettings.from_dict(bad)
     # the settings in a fixture matter: with the defaults, its 450 ms pause inside "yes" is a space
     assert run_decode(load("settings"), settings={})["text"] == "y es no"
+    assert DecoderSettings(motion_bases={"j": "i"}).to_dict()["motion_bases"] == {"j": ["i"]}
+    assert DecoderSettings(motion_bases={"j": ["i", "y"]}).motion_bases == (("j", "i"), ("j", "y"))
+    for bad in ({"motion_bases": ["ji"]}, {"motion_bases": {"j": 1}}, {"motion_bases": "ji"}, {"motion_bases": 3}):
+        with pytest.raises(ValueError):
+            DecoderSettings.from_dict(bad)
+
+
+LETTERS26 = list("abcdefghijklmnopqrstuvwxyz")
+
+
+def test_motion_bases_rule_matters():
+    """Without motion_bases, the still I before the J and the D before the Z are letters of their own."""
+    assert run_decode(load("bases"))["text"] == "jig zap dizzy hi"
+    assert run_decode(load("bases"), settings={"motion_bases": {}})["text"] == "ijig dzap dizzy hi"
+
+
+@pytest.mark.parametrize("fps", [15, 30, 60])
+def test_a_base_waits_only_motion_wait_ms(fps):
+    # an i held, then moving (not steady) for 500 ms, then a j: one j from the i's start
+    merged = decode(_stream(fps, [(300, None, 0, 0), (300, "i", 0.8, 0.1), (500, "i", 0.8, 3.0), (300, "j", 0.8, 3.0),
+                                  (500, None, 0, 0)], LETTERS26), LETTERS26)
+    assert merged["text"] == "j" and merged["letters"][0]["start_ms"] < 300
+    # the same with the j coming 1000 ms after the i ended (> motion_wait_ms 800): the i is a letter
+    late = [(300, None, 0, 0), (300, "i", 0.8, 0.1), (1000, "i", 0.8, 3.0), (300, "j", 0.8, 3.0), (500, None, 0, 0)]
+    assert decode(_stream(fps, late, LETTERS26), LETTERS26)["text"] == "ij"
+    # a letter held between them: i, then o, then j
+    between = [(300, None, 0, 0), (300, "i", 0.8, 0.1), (300, "o", 0.8, 0.1), (300, "j", 0.8, 3.0), (500, None, 0, 0)]
+    assert decode(_stream(fps, between, LETTERS26), LETTERS26)["text"] == "ioj"
+    # y is a base of j too (the static model reads some people's I as Y), unless motion_bases says otherwise
+    y = [(300, None, 0, 0), (300, "y", 0.8, 0.1), (300, "y", 0.8, 3.0), (300, "j", 0.8, 3.0), (500, None, 0, 0)]
+    assert decode(_stream(fps, y, LETTERS26), LETTERS26)["text"] == "j"
+    assert decode(_stream(fps, y, LETTERS26), LETTERS26, {"motion_bases": {"j": ["i"]}})["text"] == "yj"
+    # a waiting i is emitted when the next letter has been held hold_ms, not only when that letter ends
+    dec, got = StreamDecoder(LETTERS26), []
+    for t, p, m in _stream(fps, [(300, "i", 0.8, 0.1), (600, "o", 0.8, 0.1)], LETTERS26):
+        got += [(x.letter, t) for x in dec.push(t, p, m)]
+    assert [x for x, _ in got] == ["i"] and got[0][1] < 300 + 300
+    # with nothing held after it, a waiting i comes out motion_wait_ms after it ended, not at the word's end
+    dec, got = StreamDecoder(LETTERS26), []
+    for t, p, m in _stream(fps, [(300, "i", 0.8, 0.1), (1500, "i", 0.8, 3.0)], LETTERS26):
+        got += [(x.letter, t) for x in dec.push(t, p, m)]
+    assert [x for x, _ in got] == ["i"] and got[0][1] <= 300 + DecoderSettings().motion_wait_ms + 1000 / fps
 
 
 def test_bad_frames():

@@ -16,6 +16,14 @@ in milliseconds (never frames), so 15, 30 and 60 fps give the same letters:
    so there is never a leading, trailing or double space. A shorter dropout does not break a hold.
 5. Each letter: start_ms/end_ms of its hold and its confidence (mean smoothed probability over its
    steady frames). A space is a Letter " " from the previous letter's end to the next one's start.
+6. A motion letter starts from a still shape (J from I, Z from D: `motion_bases`; J from Y too, as the
+   static model reads some people's I as Y, and no English word has "yj"), and its motion is
+   recognised only part way through (handsign.spell.motion), so a hold of the base shape that runs into
+   its motion letter is that letter's start, not a letter: once ended, a base hold waits (not emitted)
+   until a hold of its motion letter closes as a letter (then one letter, from the base hold's start) or
+   it cannot come any more: `motion_wait_ms` since the base hold ended with no hold of it under way, or
+   another label held for hold_ms, or the word's end. Only then is the base letter emitted, so i and d
+   come out a little later than other letters. Labels without their motion letter never wait.
 
 The defaults were chosen on synthetic streams (tests/fixtures/spell/make_fixtures.py), not on recordings
 of signers: max_motion above all needs checking against upstream's real motion numbers. At 15 fps one
@@ -32,6 +40,29 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 
+def letter_pairs(value, name: str) -> tuple[tuple[str, str], ...]:
+    """{motion letter: [letters]} (a single letter may stand for its list) or ((motion letter, letter), ...)
+    -> the pairs, checked: how motion_bases here and MotionSettings.evidence are given."""
+    if isinstance(value, dict):
+        pairs = [(k, x) for k, v in value.items() for x in ([v] if isinstance(v, str) else v)] \
+            if all(isinstance(v, (str, list, tuple)) for v in value.values()) else [(None,)]
+    elif isinstance(value, (tuple, list)) and all(isinstance(x, (tuple, list)) for x in value):
+        pairs = [tuple(x) for x in value]
+    else:
+        pairs = [(None,)]
+    if not all(len(x) == 2 and all(isinstance(y, str) for y in x) for x in pairs):
+        raise ValueError(f"{name} must map motion letters to lists of letters, e.g. {{\"j\": [\"i\"]}}")
+    return tuple(pairs)
+
+
+def pairs_dict(pairs) -> dict[str, list[str]]:
+    """The pairs as JSON: {motion letter: [letters]}."""
+    out: dict[str, list[str]] = {}
+    for m, x in pairs:
+        out.setdefault(m, []).append(x)
+    return out
+
+
 @dataclass(frozen=True)
 class DecoderSettings:
     smooth_ms: float = 30.0   # ms, EMA time constant: damps one-frame noise, lags a change by about as much
@@ -42,14 +73,22 @@ class DecoderSettings:
     min_break_ms: float = 40.0  # ms of unsteady frames that end a hold (a bounce is 80-150; glitches less)
     gap_ms: float = 350.0     # ms without a hand that ends a word (pauses between words are longer)
     max_frame_ms: float = 100.0  # ms a frame counts for at most: a stalled camera must not make a hold
+    # motion letter -> the shapes it starts from ({"j": ["i", "y"], "z": ["d"]} in to_dict / JSON): a hold of a
+    # base that runs into its motion letter is part of that letter (rule 6); y: some people's I reads as Y
+    motion_bases: tuple[tuple[str, str], ...] = (("j", "i"), ("j", "y"), ("z", "d"))
+    motion_wait_ms: float = 800.0  # ms an ended base hold waits for its motion letter (J / Z are read ~60 % in)
 
     def __post_init__(self):
         object.__setattr__(self, "motion_labels", tuple(self.motion_labels))
+        pairs = letter_pairs(self.motion_bases, "motion_bases")
+        object.__setattr__(self, "motion_bases", pairs)
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "motion_labels":
                 if not all(isinstance(x, str) for x in v):
                     raise ValueError("motion_labels must be strings")
+            elif f.name == "motion_bases":
+                continue
             elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{f.name} must be a finite number >= 0, not {v!r}")
         if self.min_prob > 1:
@@ -58,6 +97,7 @@ class DecoderSettings:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["motion_labels"] = list(self.motion_labels)
+        d["motion_bases"] = pairs_dict(self.motion_bases)
         return d
 
     @classmethod
@@ -100,6 +140,10 @@ class StreamDecoder:
         self.labels = [str(x) for x in labels]
         self.settings = settings
         self._moving = {i for i, x in enumerate(self.labels) if x in settings.motion_labels}
+        index = {x: i for i, x in reversed(list(enumerate(self.labels)))}  # the first of equal labels
+        # base label index -> its motion letter's index, for the pairs whose labels are both here
+        self._base_of = {index[b]: index[m] for m, b in settings.motion_bases if m in index and b in index}
+        self._pending = None     # an ended base hold waiting for its motion letter (rule 6)
         self._s = None           # smoothed probabilities; None until the word's first hand frame
         self._t_prev = None      # ms, previous frame (hand or not)
         self._t_hand = None      # ms, last hand frame of the current word; None once the word ended
@@ -129,6 +173,7 @@ class StreamDecoder:
         if self._t_hand is not None and t - self._t_hand >= st.gap_ms:
             self._end_word(out)
         if probs is None:
+            self._wait(t, out)
             return out  # a dropout shorter than gap_ms: the hold stays open, its break does not grow
         p = np.asarray(probs, dtype=np.float64)
         if p.shape != (len(self.labels),) or not np.isfinite(p).all():
@@ -147,6 +192,7 @@ class StreamDecoder:
         if h is not None and steady and k == h.label:  # the hold goes on: a short break was noise
             h.extend(t, conf)
             self._brk, self._next = 0.0, None
+            self._wait(t, out)
             return out
         if h is not None:
             self._brk += dt
@@ -160,6 +206,7 @@ class StreamDecoder:
         if h is None or self._brk >= st.min_break_ms:
             self._close(h, out)
             self._hold, self._next, self._brk = self._next, None, 0.0
+        self._wait(t, out)
         return out
 
     def finish(self) -> list[Letter]:
@@ -172,14 +219,41 @@ class StreamDecoder:
     def _end_word(self, out: list):
         self._close(self._hold, out)
         self._close(self._next, out)
-        self._hold = self._next = self._s = self._t_hand = None
+        if self._pending is not None:  # the word ended: its motion letter cannot come
+            self._emit(self._pending, out)
+        self._hold = self._next = self._s = self._t_hand = self._pending = None
         self._brk = 0.0
         if self._word_letters:
             self._space, self._word_letters = True, 0
 
+    def _wait(self, t: float, out: list):
+        """Emit the waiting base hold once its motion letter cannot come (rule 6)."""
+        p = self._pending
+        if p is None:
+            return
+        live = [x for x in (self._hold, self._next) if x is not None]
+        if any(x.label == self._base_of[p.label] for x in live):
+            return  # its motion letter is being held: _close decides
+        if t - p.end >= self.settings.motion_wait_ms or any(x.end - x.start >= self.settings.hold_ms for x in live):
+            self._pending = None
+            self._emit(p, out)
+
     def _close(self, h: _Hold | None, out: list):
         if h is None or h.end - h.start < self.settings.hold_ms:
             return  # no hold, or too short: a transition or a flicker
+        p = self._pending
+        if p is not None:
+            self._pending = None
+            if h.label == self._base_of[p.label] and h.start - p.end <= self.settings.motion_wait_ms:
+                h.start = p.start  # the base shape held before the motion: the motion letter's start
+            else:
+                self._emit(p, out)
+        if h.label in self._base_of:  # a base shape: it waits for its motion letter
+            self._pending = h
+            return
+        self._emit(h, out)
+
+    def _emit(self, h: _Hold, out: list):
         new = [Letter(self.labels[h.label], h.start, h.end, h.conf_sum / h.n)]
         if self._space:  # the word before has ended: a space from its last letter to this one
             new.insert(0, Letter(" ", self.letters[-1].end_ms, h.start, 1.0))

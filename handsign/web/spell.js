@@ -13,6 +13,9 @@ export const DEFAULT_SETTINGS = Object.freeze({
   min_break_ms: 40.0,   // ms of unsteady frames that end a hold (a double letter's bounce)
   gap_ms: 350.0,        // ms without a hand that ends a word
   max_frame_ms: 100.0,  // ms a frame counts for at most (a stalled camera must not make a hold)
+  // motion letter -> the shape it starts from: a hold of the base that runs into it is part of it (rule 6)
+  motion_bases: Object.freeze({ j: Object.freeze(["i", "y"]), z: Object.freeze(["d"]) }),
+  motion_wait_ms: 800.0,  // ms an ended base hold waits for its motion letter (J / Z are read ~60 % in)
 });
 
 // Defaults with overrides; unknown keys and bad values are errors, as in DecoderSettings.from_dict.
@@ -24,12 +27,18 @@ export function makeSettings(overrides = {}) {
       if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) {
         throw new Error("motion_labels must be strings");
       }
+    } else if (k === "motion_bases") {
+      const letters = (x) => typeof x === "string" || (Array.isArray(x) && x.every((y) => typeof y === "string"));
+      if (v === null || typeof v !== "object" || Array.isArray(v) || !Object.values(v).every(letters)) {
+        throw new Error('motion_bases must map motion letters to lists of letters, e.g. {"j": ["i"]}');
+      }
     } else if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
       throw new Error(`${k} must be a finite number >= 0, not ${v}`);
     }
   }
   if (s.min_prob > 1) throw new Error(`min_prob must be <= 1, not ${s.min_prob}`);
-  return Object.freeze({ ...s, motion_labels: [...s.motion_labels] });
+  const bases = Object.fromEntries(Object.entries(s.motion_bases).map(([m, b]) => [m, typeof b === "string" ? [b] : [...b]]));
+  return Object.freeze({ ...s, motion_labels: [...s.motion_labels], motion_bases: bases });
 }
 
 // A run of steady frames of one label: start/end (ms), sum of confidences, frames. It starts when the
@@ -48,6 +57,14 @@ export class StreamDecoder {
     this.labels = labels.map(String);
     this.settings = makeSettings(settings);
     this.moving = new Set(this.labels.flatMap((x, i) => (this.settings.motion_labels.includes(x) ? [i] : [])));
+    // base label index -> its motion letter's index, for the pairs whose labels are both here
+    this.baseOf = new Map();
+    for (const [m, bases] of Object.entries(this.settings.motion_bases)) {
+      for (const b of bases) {
+        if (this.labels.includes(m) && this.labels.includes(b)) this.baseOf.set(this.labels.indexOf(b), this.labels.indexOf(m));
+      }
+    }
+    this.pending = null;    // an ended base hold waiting for its motion letter (rule 6)
     this.s = null;          // smoothed probabilities; null until the word's first hand frame
     this.tPrev = null;      // ms, previous frame (hand or not)
     this.tHand = null;      // ms, last hand frame of the current word; null once the word ended
@@ -77,7 +94,10 @@ export class StreamDecoder {
     const dt = this.tPrev === null ? 0.0 : Math.min(t - this.tPrev, st.max_frame_ms);  // this frame's share
     this.tPrev = t;
     if (this.tHand !== null && t - this.tHand >= st.gap_ms) this.endWord(out);
-    if (probs === null || probs === undefined) return out;  // a short dropout: the hold stays open
+    if (probs === null || probs === undefined) {  // a short dropout: the hold stays open
+      this.wait(t, out);
+      return out;
+    }
     if (probs.length !== this.labels.length || !Array.from(probs).every(Number.isFinite)) {
       throw new Error(`probs must be ${this.labels.length} finite numbers, one per label`);
     }
@@ -99,6 +119,7 @@ export class StreamDecoder {
       extendHold(h, t, conf);
       this.brk = 0.0;
       this.next = null;
+      this.wait(t, out);
       return out;
     }
     if (h !== null) this.brk += dt;
@@ -114,6 +135,7 @@ export class StreamDecoder {
       this.next = null;
       this.brk = 0.0;
     }
+    this.wait(t, out);
     return out;
   }
 
@@ -128,7 +150,8 @@ export class StreamDecoder {
   endWord(out) {
     this.close(this.hold, out);
     this.close(this.next, out);
-    this.hold = this.next = this.s = this.tHand = null;
+    if (this.pending !== null) this.emit(this.pending, out);  // the word ended: its motion letter cannot come
+    this.hold = this.next = this.s = this.tHand = this.pending = null;
     this.brk = 0.0;
     if (this.wordLetters) {
       this.space = true;
@@ -136,8 +159,37 @@ export class StreamDecoder {
     }
   }
 
+  // Emit the waiting base hold once its motion letter cannot come (rule 6).
+  wait(t, out) {
+    const p = this.pending;
+    if (p === null) return;
+    const live = [this.hold, this.next].filter((x) => x !== null);
+    if (live.some((x) => x.label === this.baseOf.get(p.label))) return;  // its motion letter is being held
+    if (t - p.end >= this.settings.motion_wait_ms || live.some((x) => x.end - x.start >= this.settings.hold_ms)) {
+      this.pending = null;
+      this.emit(p, out);
+    }
+  }
+
   close(h, out) {
     if (h === null || h.end - h.start < this.settings.hold_ms) return;  // too short: a transition or flicker
+    const p = this.pending;
+    if (p !== null) {
+      this.pending = null;
+      if (h.label === this.baseOf.get(p.label) && h.start - p.end <= this.settings.motion_wait_ms) {
+        h.start = p.start;  // the base shape held before the motion: the motion letter's start
+      } else {
+        this.emit(p, out);
+      }
+    }
+    if (this.baseOf.has(h.label)) {  // a base shape: it waits for its motion letter
+      this.pending = h;
+      return;
+    }
+    this.emit(h, out);
+  }
+
+  emit(h, out) {
     const added = [{ letter: this.labels[h.label], start_ms: h.start, end_ms: h.end, confidence: h.confSum / h.n }];
     if (this.space) {  // the word before has ended: a space from its last letter to this one
       const prevEnd = this.letters[this.letters.length - 1].end_ms;

@@ -49,6 +49,10 @@ test("settings: defaults, overrides, and errors", () => {
   assert.throws(() => makeSettings({ motion_labels: [1] }));
   const settings = fixtures.find((f) => f.name === "settings");
   assert.equal(decode(settings.frames, settings.labels).text, "y es no");  // its settings matter
+  assert.throws(() => makeSettings({ motion_bases: ["ji"] }), /motion_bases/);
+  assert.throws(() => makeSettings({ motion_bases: { j: 1 } }), /motion_bases/);
+  const bases = fixtures.find((f) => f.name === "bases");  // rule 6 matters
+  assert.equal(decode(bases.frames, bases.labels, { motion_bases: {} }).text, "ijig dzap dizzy hi");
 });
 
 test("bad frames are errors", () => {
@@ -68,4 +72,21 @@ test("the EMA is in time: a step decays as exp(-t / smooth_ms) at any frame rate
     const want = 0.2 + 0.7 * Math.exp(-t / DEFAULT_SETTINGS.smooth_ms);
     assert.ok(Math.abs(dec.smoothed[0] - want) < 1e-9, `${fps} fps: ${dec.smoothed[0]} != ${want}`);
   }
+});
+
+test("a base shape (i) waits for its motion letter at most motion_wait_ms, then comes out", () => {
+  const labels = [..."abcdefghijklmnopqrstuvwxyz"];
+  const frame = (letter) => labels.map((x) => (x === letter ? 0.8 : 0.2 / 25));
+  const dec = new StreamDecoder(labels);
+  const got = [];
+  for (let t = 0; t < 1800; t += 1000 / 30) {
+    for (const x of dec.push(t, frame("i"), t < 300 ? 0.1 : 3.0)) got.push([x.letter, t]);  // still, then moving
+  }
+  assert.deepEqual(got.map((x) => x[0]), ["i"]);
+  assert.ok(got[0][1] <= 300 + DEFAULT_SETTINGS.motion_wait_ms + 1000 / 30, `came out at ${got[0][1]}`);
+  // the same i running into a j: one j, from the i's start
+  const merged = decode([[0, frame("i"), 0.1], [150, frame("i"), 0.1], [200, frame("i"), 3], [500, frame("i"), 3],
+    ...Array.from({ length: 10 }, (_, k) => [530 + 33 * k, frame("j"), 3]), [1300, null, null]], labels);
+  assert.equal(merged.text, "j");
+  assert.equal(merged.letters[0].start_ms, 0);
 });
