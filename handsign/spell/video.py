@@ -16,6 +16,7 @@ from handsign.hands.tracking import TRACKER
 from handsign.infer.predict import Predictor
 from handsign.spell.decode import DecoderSettings, decode
 from handsign.spell.frames import open_frames
+from handsign.spell.motion import MOTION_LETTERS, MotionReader
 from handsign.spell.stream import LetterStream
 
 
@@ -43,13 +44,19 @@ class _ProgressLine:
             self.stream.flush()
 
 
+def _reads_j_and_z(labels) -> bool:
+    """A letter model that J and Z can be read beside: it has I, Y and D (their handshapes), and no j or z."""
+    return {"i", "y", "d"} <= set(map(str, labels)) and not set(MOTION_LETTERS) & set(map(str, labels))
+
+
 def spell(source, model="asl", backend: str = "auto", fps: float | None = None,
           settings: DecoderSettings | dict | None = None, motion_reader=None, progress: bool = False) -> dict:
     """Read the fingerspelled words of a video file or a folder of frames.
 
     model: a hand-landmark model (bundled name or path); backend: auto, torch or onnx (as predict's); fps: a
     folder's frame rate (default 30; for a video only where its container names none); settings: the
-    decoder's (DecoderSettings or a partial dict); motion_reader: see handsign.spell.stream; progress: a live
+    decoder's (DecoderSettings or a partial dict); motion_reader: see handsign.spell.stream (default: the bundled
+    J/Z reader, handsign.spell.motion, for a model of the ASL letters); progress: a live
     line on stderr when it is a terminal.
 
     Returns {"text", "letters": [{letter, start_ms, end_ms, confidence}], "words": [{word, start_ms, end_ms}],
@@ -65,6 +72,8 @@ def spell(source, model="asl", backend: str = "auto", fps: float | None = None,
         count = {"frames": 0, "hand": 0, "Right": 0, "Left": 0, "first": None, "last": None, "read": 0.0,
                  "decoder": 0.0}
         bar = _ProgressLine(frames.total, progress)
+        if motion_reader is None and _reads_j_and_z(predictor.labels):  # the bundled motion model: j and z too
+            motion_reader = MotionReader(predictor.labels)
         with LetterStream(predictor, motion_reader=motion_reader) as stream:
             start = time.perf_counter()
 
