@@ -180,3 +180,12 @@ def test_tasks_vision_files_are_served_with_their_content_types(client):
         assert r.content == (VENDOR / path).read_bytes()
     for other in ("package.json", "vision_bundle.cjs", "../tasks-vision/package.json", "wasm/../../../app.py"):
         assert client.get(f"/vendor/tasks-vision/{other}").status_code == 404, other
+
+
+def test_the_motion_readers_weights_are_served_for_j_and_z_in_the_browser(client):
+    """live.js reads J and Z with motion.js, whose weights are the bundled motion model, served as it is."""
+    from handsign.spell.motion import BUNDLED_MODEL
+
+    r = client.get("/vendor/motion.json")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.content == BUNDLED_MODEL.read_bytes()

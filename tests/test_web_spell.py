@@ -78,6 +78,7 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
             page.goto(server.url + "/")
             sync_api.expect(page.locator("#model")).to_be_enabled()
             assert page.locator("#spell-box").is_hidden()
+            page.evaluate("document.addEventListener('handsign-frame', (e) => { window.labelsRead = e.detail.labels; })")
 
             page.click("#live")
             sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "true")
@@ -87,6 +88,7 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
             sync_api.expect(page.locator("#spelled")).to_have_text(re.compile(rf"(^| ){WORD.upper()}( |$)"),
                                                                    timeout=40_000)
             sync_api.expect(page.locator("#fps")).to_have_text(re.compile(r"^(?!0\.0 )\d+\.\d frames/s$"))
+            assert page.evaluate("window.labelsRead") == 26  # the motion reader is on: 24 letters + j and z
             # the next pass's first letter: the current letter large, upper case, its confidence, the hand's skeleton
             sync_api.expect(page.locator("#label")).to_have_text(re.compile(r"^[A-Z]$"), timeout=15_000)
             sync_api.expect(page.locator("#confidence")).to_have_text(re.compile(r"^\d+%$"))

@@ -24,8 +24,10 @@ from handsign.errors import HandsignError
 from handsign.hands.tasks_bundle import hand_landmarker_task
 from handsign.infer.browser_model import browser_weights
 from handsign.serve.models import pick
+from handsign.spell.motion import BUNDLED_MODEL
 from handsign.serve.responses import documented
 
+MOTION_MODEL = BUNDLED_MODEL  # handsign/bundled/motion.json
 TASKS_VISION_DIR = Path(__file__).parent.parent / "web" / "vendor" / "node_modules" / "@mediapipe" / "tasks-vision"
 # the only files of the npm package the page needs, with their content types (WebAssembly.instantiateStreaming
 # wants application/wasm; the SIMD-less pair is for browsers without wasm SIMD)
@@ -67,6 +69,10 @@ def add_browser_routes(app: FastAPI, models: dict, weights: dict) -> None:
         if not file.is_file():
             raise HTTPException(404, NO_VENDOR)
         return FileResponse(file, media_type=TASKS_VISION_FILES[path], headers=CACHE)
+
+    @app.get("/vendor/motion.json", include_in_schema=False)
+    async def motion_model():  # the J/Z motion reader's weights (handsign/web/motion.js reads them)
+        return FileResponse(MOTION_MODEL, media_type="application/json", headers=CACHE)
 
     @app.get("/vendor/hand_landmarker.task", include_in_schema=False)
     async def hand_task():

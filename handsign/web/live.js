@@ -8,11 +8,12 @@
 //
 // For benchmarks and tests, each frame read dispatches a "handsign-frame" event on document, detail:
 // {route, t, latencyMs (frame available -> its letter shown), since ("capture" | "presentation" | "callback": which
-// clock `t` is), hand, letter, confidence}.
+// clock `t` is), hand, letter, confidence, labels (26 where the motion reader adds j and z, else 24)}.
 
 import { handFeatures, handSpeed } from "./features.js";
 import { createLandmarker, largestHand } from "./hands.js";
 import { LandmarkModel } from "./landmark_model.js";
+import { MotionReader } from "./motion.js";
 import { StreamDecoder } from "./spell.js";
 
 const SERVER_INTERVAL_MS = 250;  // the server route: at most 4 frames a second, never two requests at once
@@ -24,12 +25,29 @@ const loaded = new Map();
 export function loadBrowserRoute(entry) {
   if (!entry.browser) return Promise.reject(new Error(entry.browser_note || "no in-browser weights"));
   if (!loaded.has(entry.name)) {
-    const p = Promise.all([createLandmarker("VIDEO"), LandmarkModel.load(entry.browser)])
-      .then(([landmarker, model]) => ({ landmarker, model }));
+    const p = Promise.all([createLandmarker("VIDEO"), LandmarkModel.load(entry.browser), loadMotionModel()])
+      .then(([landmarker, model, motion]) => ({ landmarker, model, motion }));
     p.catch(() => loaded.delete(entry.name));  // a failure is retried on the next start
     loaded.set(entry.name, p);
   }
   return loaded.get(entry.name);
+}
+
+// The J/Z motion reader's weights (handsign/bundled/motion.json), or null: the page then spells the 24 static
+// letters alone (a missing file must not stop live spelling).
+const MOTION_URL = "/vendor/motion.json";
+async function loadMotionModel() {
+  try {
+    const r = await fetch(MOTION_URL);
+    return r.ok ? await r.json() : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// J and Z are read beside a model of the ASL letters: it has their handshapes (I, Y, D) and no j or z of its own.
+function readsJandZ(labels) {
+  return ["i", "y", "d"].every((x) => labels.includes(x)) && !labels.includes("j") && !labels.includes("z");
 }
 
 // A running session. read(frameTimeMs) -> Promise<{probs (per label) | null, points | null, left}>;
@@ -42,7 +60,10 @@ export class LiveSession {
     this.serverRead = serverRead;
     this.view = view;
     this.route = browser ? "browser" : "server";
-    this.decoder = new StreamDecoder(labels);
+    // in the browser, the motion reader adds j and z (it needs each frame's landmarks and handedness)
+    this.motion = browser && browser.motion && readsJandZ(labels) ? new MotionReader(labels, browser.motion) : null;
+    if (this.motion) this.labels = this.motion.labels;
+    this.decoder = new StreamDecoder(this.labels);
     this.running = false;
     this.times = [];      // ms, frames read within the last FPS_WINDOW_MS
     this.prev = null;     // {t, points} of the last frame with a hand (for the motion)
@@ -99,7 +120,7 @@ export class LiveSession {
         const result = this.browser.landmarker.detectForVideo(this.video, ts);
         const hand = largestHand(result, this.video.videoWidth, this.video.videoHeight);
         const probs = hand ? this.browser.model.probs(handFeatures(hand.points, hand.left)) : null;
-        this.frame(t, since, probs, hand && hand.points);
+        this.frame(t, since, probs, hand && hand.points, hand && hand.left);
       }
     } catch (e) {
       this.view.error(e);
@@ -122,9 +143,10 @@ export class LiveSession {
   }
 
   // One frame read: motion, the decoder, the view, the event.
-  frame(t, since, probs, points) {
+  frame(t, since, probs, points, left = false) {
     t = Math.max(t, this.lastT);  // the decoder's clock must not go back (two clocks across a fallback)
     this.lastT = t;
+    if (this.motion) probs = this.motion.push(t, points || null, !!left, probs);  // + j, z; null without a hand
     let motion = null;  // no previous hand: treated as still by the decoder
     if (points && points[0].length === 3 && this.prev) motion = handSpeed(this.prev.points, points, t - this.prev.t);
     this.prev = points ? { t, points } : null;
@@ -141,6 +163,7 @@ export class LiveSession {
     if (added.length) this.view.letters(this.text);
     const latencyMs = performance.now() - t;
     document.dispatchEvent(new CustomEvent("handsign-frame", { detail: {
-      route: this.route, t, since, latencyMs, hand: info.hand, letter: info.letter, confidence: info.confidence } }));
+      route: this.route, t, since, latencyMs, hand: info.hand, letter: info.letter, confidence: info.confidence,
+      labels: this.labels.length } }));
   }
 }
