@@ -3,10 +3,11 @@ bundled motion model (handsign/bundled/motion.json), feeding the decoder.
 
 - the shared streams in tests/fixtures/motion/ (drawn hands, made-up static probabilities; make_fixtures.py
   there) read to their expected text in both languages, and both give the same probabilities frame by frame;
+- the generator's paths are J and Z, and a traced fingertip follows them exactly;
 - real hands (realdata): J and Z traced with the I and D shapes of Massey's hand5, the person the bundled
   motion model was not trained on, read as j and z through the bundled `asl` model + MotionReader + decoder;
-  an I or a D held still stays i or d; an I or a D moved sideways is no j or z; 15, 30 and 60 frames/s read
-  the same.
+  an I or a D held still stays i or d; an I or a D moved sideways is no j or z; the J and Z paths traced with
+  other handshapes are no j or z; 15, 30 and 60 frames/s read the same.
 """
 from __future__ import annotations
 
@@ -77,6 +78,26 @@ def test_still_and_sideways_give_no_motion_letter():
     for name in ("i_still", "d_still", "i_sideways", "d_sideways", "b_traced", "words"):
         outs, _ = read(load(name)["frames"])
         assert max(float(o[-2:].max()) for o in outs if o is not None) < 0.2, name
+
+
+def test_synthetic_paths_are_j_and_z():
+    """The generator's J goes down, hooks toward the thumb (-x in the signer's frame) and comes back up; its Z
+    goes right, down-left, right; the fingertip follows the path exactly, mirrored in the image for a left hand."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        j = synth.letter_path("j", rng)
+        xy = j.at(np.linspace(0, j.ms, 200))
+        bottom = int(np.argmax(xy[:, 1]))
+        assert xy[bottom, 1] > 0.5 and xy[-1, 0] < -0.3 and xy[-1, 1] < xy[bottom, 1] - 0.1
+        z = synth.letter_path("z", rng)
+        (x1, _), (x2, y2), (x3, y3) = z.at(z.onsets[1:]).tolist() + z.at([z.ms]).tolist()  # as strokes 2, 3 begin; end
+        assert x1 > 0.4 and x2 < x1 - 0.3 and y2 > 0.2 and x3 > x2 + 0.3 and y3 > 0.4
+    shape = np.random.default_rng(0).uniform(0, 100, (21, 3))
+    t = np.linspace(0, j.ms, 30)
+    for left in (False, True):
+        pts = synth.trace(shape, left, "j", t, j, palm_px=80.0, yaw=0.8, roll=0.3)
+        want = j.at(t) * 80.0 * [(-1.0 if left else 1.0), 1.0]
+        np.testing.assert_allclose(pts[:, synth.TIPS["j"], :2] - shape[synth.TIPS["j"], :2], want, atol=1e-9)
 
 
 def test_reader_checks_its_input():
