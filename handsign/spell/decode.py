@@ -12,8 +12,11 @@ in milliseconds (never frames), so 15, 30 and 60 fps give the same letters:
    however long it lasts, when the hold ends (so its end time and mean confidence are known).
 3. A hold ends after `min_break_ms` of frames that do not continue it (motion burst, confidence dip,
    another label): a double letter is hold + bounce + hold. Shorter breaks are noise and do not split.
-4. No hand for >= `gap_ms` ends the word. A space is emitted just before the next word's first letter,
-   so there is never a leading, trailing or double space. A shorter dropout does not break a hold.
+4. No hand for >= `gap_ms` ends the word: time *seen* without a hand, the frames without one, each
+   counting for its share of time (at most `max_frame_ms`). Time with no frames at all (a busy browser,
+   a stalled camera) is not a pause: the hand may well have been there. A space is emitted just before
+   the next word's first letter, so there is never a leading, trailing or double space. A shorter
+   dropout does not break a hold.
 5. Each letter: start_ms/end_ms of its hold and its confidence (mean smoothed probability over its
    steady frames). A space is a Letter " " from the previous letter's end to the next one's start.
 6. A motion letter starts from a still shape (J from I, Z from D: `motion_bases`; J from Y too, as the
@@ -71,7 +74,7 @@ class DecoderSettings:
     motion_labels: tuple[str, ...] = ("j", "z")  # labels signed by moving: max_motion does not apply
     hold_ms: float = 100.0    # ms steady to count as a letter: people hold 150-600; transitions are shorter
     min_break_ms: float = 40.0  # ms of unsteady frames that end a hold (a bounce is 80-150; glitches less)
-    gap_ms: float = 350.0     # ms without a hand that ends a word (pauses between words are longer)
+    gap_ms: float = 350.0     # ms seen without a hand that ends a word (pauses between words are longer)
     max_frame_ms: float = 100.0  # ms a frame counts for at most: a stalled camera must not make a hold
     # motion letter -> the shapes it starts from ({"j": ["i", "y"], "z": ["d"]} in to_dict / JSON): a hold of a
     # base that runs into its motion letter is part of that letter (rule 6); y: some people's I reads as Y
@@ -147,6 +150,7 @@ class StreamDecoder:
         self._s = None           # smoothed probabilities; None until the word's first hand frame
         self._t_prev = None      # ms, previous frame (hand or not)
         self._t_hand = None      # ms, last hand frame of the current word; None once the word ended
+        self._away = 0.0         # ms seen without a hand since the last hand frame (rule 4)
         self._hold = None        # the current hold (maybe in a break shorter than min_break_ms)
         self._next = None        # a hold of another label that began during the current hold's break
         self._brk = 0.0          # ms of frames since the current hold's last steady frame
@@ -170,9 +174,11 @@ class StreamDecoder:
             raise ValueError(f"timestamps must not decrease: {t} after {self._t_prev}")
         dt = 0.0 if self._t_prev is None else min(t - self._t_prev, st.max_frame_ms)  # this frame's share
         self._t_prev = t
-        if self._t_hand is not None and t - self._t_hand >= st.gap_ms:
-            self._end_word(out)
         if probs is None:
+            if self._t_hand is not None:
+                self._away += dt
+                if self._away >= st.gap_ms:
+                    self._end_word(out)
             self._wait(t, out)
             return out  # a dropout shorter than gap_ms: the hold stays open, its break does not grow
         p = np.asarray(probs, dtype=np.float64)
@@ -183,7 +189,7 @@ class StreamDecoder:
         else:  # EMA over the real time since the last hand frame: the same decay at any frame rate
             a = 1.0 if st.smooth_ms <= 0 else 1.0 - math.exp(-(t - self._t_hand) / st.smooth_ms)
             self._s = self._s + a * (p - self._s)
-        self._t_hand = t
+        self._t_hand, self._away = t, 0.0
         k = int(np.argmax(self._s))  # first of equal maxima, as in spell.js
         conf = float(self._s[k])
         still = (0.0 if motion is None else float(motion)) < st.max_motion or k in self._moving
@@ -222,7 +228,7 @@ class StreamDecoder:
         if self._pending is not None:  # the word ended: its motion letter cannot come
             self._emit(self._pending, out)
         self._hold = self._next = self._s = self._t_hand = self._pending = None
-        self._brk = 0.0
+        self._brk = self._away = 0.0
         if self._word_letters:
             self._space, self._word_letters = True, 0
 

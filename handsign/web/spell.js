@@ -11,7 +11,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   motion_labels: Object.freeze(["j", "z"]),  // labels signed by moving: max_motion does not apply
   hold_ms: 100.0,       // ms steady to count as a letter
   min_break_ms: 40.0,   // ms of unsteady frames that end a hold (a double letter's bounce)
-  gap_ms: 350.0,        // ms without a hand that ends a word
+  gap_ms: 350.0,        // ms seen without a hand (frames without one) that ends a word
   max_frame_ms: 100.0,  // ms a frame counts for at most (a stalled camera must not make a hold)
   // motion letter -> the shape it starts from: a hold of the base that runs into it is part of it (rule 6)
   motion_bases: Object.freeze({ j: Object.freeze(["i", "y"]), z: Object.freeze(["d"]) }),
@@ -68,6 +68,7 @@ export class StreamDecoder {
     this.s = null;          // smoothed probabilities; null until the word's first hand frame
     this.tPrev = null;      // ms, previous frame (hand or not)
     this.tHand = null;      // ms, last hand frame of the current word; null once the word ended
+    this.away = 0.0;        // ms seen without a hand since the last hand frame (rule 4)
     this.hold = null;       // the current hold (maybe in a break shorter than min_break_ms)
     this.next = null;       // a hold of another label that began during the current hold's break
     this.brk = 0.0;         // ms of frames since the current hold's last steady frame
@@ -93,8 +94,11 @@ export class StreamDecoder {
     }
     const dt = this.tPrev === null ? 0.0 : Math.min(t - this.tPrev, st.max_frame_ms);  // this frame's share
     this.tPrev = t;
-    if (this.tHand !== null && t - this.tHand >= st.gap_ms) this.endWord(out);
     if (probs === null || probs === undefined) {  // a short dropout: the hold stays open
+      if (this.tHand !== null) {  // only time seen without a hand ends a word, never time without frames
+        this.away += dt;
+        if (this.away >= st.gap_ms) this.endWord(out);
+      }
       this.wait(t, out);
       return out;
     }
@@ -108,6 +112,7 @@ export class StreamDecoder {
       for (let i = 0; i < this.s.length; i++) this.s[i] = this.s[i] + a * (probs[i] - this.s[i]);
     }
     this.tHand = t;
+    this.away = 0.0;
     let k = 0;  // first of equal maxima, as numpy's argmax
     for (let i = 1; i < this.s.length; i++) if (this.s[i] > this.s[k]) k = i;
     const conf = this.s[k];
@@ -152,7 +157,7 @@ export class StreamDecoder {
     this.close(this.next, out);
     if (this.pending !== null) this.emit(this.pending, out);  // the word ended: its motion letter cannot come
     this.hold = this.next = this.s = this.tHand = this.pending = null;
-    this.brk = 0.0;
+    this.brk = this.away = 0.0;
     if (this.wordLetters) {
       this.space = true;
       this.wordLetters = 0;
