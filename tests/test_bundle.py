@@ -51,3 +51,22 @@ def test_bad_names_are_refused(name, tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "m.safetensors")
     assert main(["bundle", str(ckpt), name, "--out", str(tmp_path / "b")]) == 2
     assert "NAME" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_bundled_asl_card_is_current_and_lists_j_and_z():
+    """The bundled asl.md is what the card writer makes of asl.json today (no stale card), and it lists J and
+    Z, which spelling adds to a model with the I, Y and D shapes; a model without them gets no such section."""
+    import re
+
+    from handsign.bundle.hands import model_card
+    from handsign.saved.checkpoint import BUNDLED_DIR
+    from handsign.saved.meta import ModelMeta
+
+    meta = ModelMeta.from_json((BUNDLED_DIR / "asl.json").read_text(), BUNDLED_DIR / "asl.json")
+    card = (BUNDLED_DIR / "asl.md").read_text()
+    m = re.search(r"opset (\d+); max \|logit difference\| vs torch ([0-9.e+-]+)\)", card)
+    onnx = {"opset": int(m[1]), "max_abs_diff": float(m[2])}
+    assert model_card(meta, onnx, BUNDLED_DIR / "asl.safetensors") == card
+    assert "## Spelling: 26 letters with J and Z" in card and "synthetic clips" in card
+    no_d = meta.replace(labels=[x for x in meta.labels if x != "d"])
+    assert "J and Z" not in model_card(no_d, onnx, BUNDLED_DIR / "asl.safetensors")

@@ -89,6 +89,30 @@ def _pct(x) -> str:
     return f"{100 * x:.1f} %" if isinstance(x, (int, float)) else "not measured"
 
 
+def _spelling_section(meta: ModelMeta) -> list[str]:
+    """J and Z: what `handsign spell` and the page add to this model, where its labels have their shapes."""
+    from handsign.spell.motion import reads_j_and_z  # spell sits above bundle only for this card's text
+
+    if not reads_j_and_z(meta.labels):
+        return []
+    return [
+        "## Spelling: 26 letters with J and Z",
+        "",
+        "`handsign spell VIDEO` and the page's live route read all 26 letters with this model: J and Z are "
+        "motions (the I shape's little finger draws a hook; the index of the D shape draws a Z), read from the "
+        "hand's trajectory over 1.2 s by the bundled motion model `motion.json` (a 144-32-3 MLP, gated by this "
+        "model's I/Y and D), then the decoder puts the letters into words (docs/spell.md).",
+        "",
+        "- The motion model was trained on **synthetic clips**: the real I and D shapes of hand1-hand4 moved "
+        "along J and Z paths with varied speed, size, tilt and noise (no recording of a J or Z exists here); "
+        "every J/Z figure comes from such clips, held-out hand5's for the model's own frame recall.",
+        "- Spelling streams of each held-out person's real landmarks (`python benchmarks/spell.py`, seeds 0 and "
+        "1, 305 words, 59 with j or z): mean character error rate 3.55 %, 3.74 % on the J/Z words "
+        "(`benchmarks/results/spell.json`).",
+        "",
+    ]
+
+
 def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
     m = meta.metrics
     det = m.get("detection", {}).get("overall", {})
@@ -151,11 +175,13 @@ def model_card(meta: ModelMeta, onnx: dict, out: Path) -> str:
         f"|logit difference| vs torch {onnx['max_abs_diff']:.3g})" + (f", and the pixel model "
                                                                      f"`{fusion['pixel_model']}.*`" if fusion else ""),
         "",
+    ] + _spelling_section(meta) + [
         "## Limitations",
         "",
         "- Trained on five people's right hands (left hands are mirrored first), photographed against black; "
         "other people, skin tones, lighting and camera angles are less certain than the figures above.",
-        "- Letters that differ by motion (j, z) are not known; m/n/s/t/a and u/v/r differ by small finger "
+        "- A photo is one still shape, so `predict` reads the 24 static letters only: j and z are motions, read "
+        "when spelling (above). m/n/s/t/a and u/v/r differ by small finger "
         "positions that a landmark model can confuse when MediaPipe places a finger wrongly.",
         "- The probability is a confidence score, not a calibrated probability; below the floor "
         "(`--min-confidence`, 0.5) the answer is \"not sure\".",

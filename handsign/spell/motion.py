@@ -41,6 +41,12 @@ from handsign.hands.features import palm_size
 from handsign.spell.decode import letter_pairs, pairs_dict
 
 MOTION_LETTERS = ("j", "z")
+
+
+def reads_j_and_z(labels) -> bool:
+    """A letter model that J and Z can be read beside: it has I, Y and D (their handshapes), and no j or z
+    (web/live.js's readsJandZ is the same test)."""
+    return {"i", "y", "d"} <= set(map(str, labels)) and not set(MOTION_LETTERS) & set(map(str, labels))
 CLASSES = ("none", "j", "z")  # the motion model's outputs
 MODEL_FORMAT = "handsign-motion-model"
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "bundled" / "motion.json"

@@ -16,7 +16,7 @@ from handsign.hands.tracking import TRACKER
 from handsign.infer.predict import Predictor
 from handsign.spell.decode import DecoderSettings, decode
 from handsign.spell.frames import open_frames
-from handsign.spell.motion import MOTION_LETTERS, MotionReader
+from handsign.spell.motion import MotionReader, reads_j_and_z
 from handsign.spell.stream import LetterStream
 
 
@@ -44,11 +44,6 @@ class _ProgressLine:
             self.stream.flush()
 
 
-def _reads_j_and_z(labels) -> bool:
-    """A letter model that J and Z can be read beside: it has I, Y and D (their handshapes), and no j or z."""
-    return {"i", "y", "d"} <= set(map(str, labels)) and not set(MOTION_LETTERS) & set(map(str, labels))
-
-
 def spell(source, model="asl", backend: str = "auto", fps: float | None = None,
           settings: DecoderSettings | dict | None = None, motion_reader=None, progress: bool = False) -> dict:
     """Read the fingerspelled words of a video file or a folder of frames.
@@ -72,7 +67,7 @@ def spell(source, model="asl", backend: str = "auto", fps: float | None = None,
         count = {"frames": 0, "hand": 0, "Right": 0, "Left": 0, "first": None, "last": None, "read": 0.0,
                  "decoder": 0.0}
         bar = _ProgressLine(frames.total, progress)
-        if motion_reader is None and _reads_j_and_z(predictor.labels):  # the bundled motion model: j and z too
+        if motion_reader is None and reads_j_and_z(predictor.labels):  # the bundled motion model: j and z too
             motion_reader = MotionReader(predictor.labels)
         with LetterStream(predictor, motion_reader=motion_reader) as stream:
             start = time.perf_counter()
