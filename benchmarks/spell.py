@@ -187,7 +187,7 @@ def reader_variant(variant: dict, motion_model):
     return model, settings, {"motion_bases": settings.to_dict()["evidence"]}
 
 
-def held_out(person, ls, shapes, words, seed, cache, log, motion="model") -> dict:
+def held_out(person, ls, shapes, words, seed, cache, log, motion="model", also=None) -> dict:
     """Train, tune on the others, then read `person`'s words; the result for this person and seed."""
     t0 = time.perf_counter()
     people = sorted(set(ls.groups))
@@ -232,6 +232,9 @@ def held_out(person, ls, shapes, words, seed, cache, log, motion="model") -> dic
                                                        if motion == "model" else frames,
                                                        labels + ["j", "z"], DecoderSettings())),
            "seconds": round(time.perf_counter() - t0, 1)}
+    if also:  # fixed decoder settings (candidate defaults) with the chosen reader, scored beside the tuned ones
+        res["also"] = {"settings": also, **score(words, decode_all(frames, labels + ["j", "z"],
+                                                                   DecoderSettings(**also, **bases)))}
     held = np.isin(ls.groups, [person])
     p = landmark_probs(static_model(ls, (person,), seed, cache), ls.points[held], ls.left[held])
     res["static_photo_accuracy"] = round(float((p.argmax(1) == ls.labels[held]).mean()), 4)
@@ -247,6 +250,8 @@ def main(argv=None):
     ap.add_argument("--motion", choices=("model", "rules"), default="model",
                     help="J and Z by the motion MLP (handsign.spell.motion_fit) or by template rules")
     ap.add_argument("--cache", default="", help="a folder for the static models (reused across runs)")
+    ap.add_argument("--also", type=json.loads, default=None, metavar="JSON",
+                    help='decoder settings also scored as fixed defaults, e.g. \'{"min_prob": 0.4}\'')
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     root = resolve_data_dir(args.data_dir or None) / KNOWN["asl_photos"].folder
@@ -259,7 +264,7 @@ def main(argv=None):
     runs = []
     for seed in args.seeds:
         for person in people:
-            runs.append(held_out(person, ls, shapes, words, seed, cache, print, args.motion))
+            runs.append(held_out(person, ls, shapes, words, seed, cache, print, args.motion, args.also))
             r = runs[-1]
             print(f"  {person} seed {seed}: CER {100 * r['tuned']['all']['cer']:.2f} % (j/z words "
                   f"{100 * r['tuned']['jz']['cer']:.2f} %), words {100 * r['tuned']['all']['word_acc']:.1f} %; "
@@ -284,6 +289,8 @@ def summarise(runs, words, args, seconds) -> dict:
                      "cer_decoder_defaults": mean("cer", "all", "decoder_defaults"),
                      "cer_shipped_defaults": mean("cer", "all", "shipped_defaults"),
                      "jz_cer_shipped_defaults": mean("cer", "jz", "shipped_defaults"),
+                     **({"also_settings": args.also, "cer_also": mean("cer", "all", "also"),
+                         "jz_cer_also": mean("cer", "jz", "also")} if args.also else {}),
                      "static_photo_accuracy": round(float(np.mean([r["static_photo_accuracy"] for r in runs])), 4)},
             "runs": runs, "seconds": round(seconds, 1), "cpus": os.cpu_count()}
 
