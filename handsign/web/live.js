@@ -115,18 +115,25 @@ export class LiveSession {
     if (!this.running) return;
     try {
       if (this.video.readyState >= 2 && this.video.videoWidth) {
-        const ts = Math.max(Math.round(t), this.lastTs + 1);
-        this.lastTs = ts;
-        const result = this.browser.landmarker.detectForVideo(this.video, ts);
-        const hand = largestHand(result, this.video.videoWidth, this.video.videoHeight);
-        const probs = hand ? this.browser.model.probs(handFeatures(hand.points, hand.left)) : null;
-        this.frame(t, since, probs, hand && hand.points, hand && hand.left);
+        this.readImage(this.video, this.video.videoWidth, this.video.videoHeight, t, since);
       }
     } catch (e) {
       this.view.error(e);
       return;
     }
     this.nextVideoFrame();
+  }
+
+  // The browser route on one frame at t (ms): `image` (the video, or any picture the landmarker takes, e.g. an
+  // ImageBitmap), width x height pixels -> the landmarker -> the largest hand -> features -> the model -> frame().
+  // A method of its own so that tests/test_web_clip_agreement.py feeds a clip through the page's own chain.
+  readImage(image, width, height, t, since) {
+    const ts = Math.max(Math.round(t), this.lastTs + 1);
+    this.lastTs = ts;
+    const result = this.browser.landmarker.detectForVideo(image, ts);
+    const hand = largestHand(result, width, height);
+    const probs = hand ? this.browser.model.probs(handFeatures(hand.points, hand.left)) : null;
+    this.frame(t, since, probs, hand && hand.points, hand && hand.left);
   }
 
   // Server route: a JPEG of the frame to POST /predict, then the next one no sooner than SERVER_INTERVAL_MS.
@@ -157,8 +164,10 @@ export class LiveSession {
     const s = this.decoder.smoothed;  // what the decoder sees: probabilities smoothed over time
     let k = -1;
     if (s) { k = 0; for (let i = 1; i < s.length; i++) if (s[i] > s[k]) k = i; }
-    const info = { route: this.route, hand: !!points, points, smoothed: s, letter: k < 0 ? null : this.labels[k],
-                   confidence: k < 0 ? null : s[k], fps: this.fps, added };
+    // left, probs: the hand's handedness (mediapipe.solutions' naming) and this frame's evidence as the decoder got
+    // it (with j, z where the motion reader is on)
+    const info = { route: this.route, hand: !!points, points, left: !!left, probs, smoothed: s,
+                   letter: k < 0 ? null : this.labels[k], confidence: k < 0 ? null : s[k], fps: this.fps, added };
     this.view.frame(info);
     if (added.length) this.view.letters(this.text);
     const latencyMs = performance.now() - t;
