@@ -21,7 +21,6 @@ JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from PIL import Image
 from browser_common import machine, page_on_server  # sets sys.path
 
 from fake_camera import HAND_SIDE, HEIGHT, WIDTH, on_wall  # noqa: E402
-from handsign.files import atomic_write_bytes  # noqa: E402
+from report import write_report  # noqa: E402
 from handsign.hands.landmarks import detect  # noqa: E402
 from handsign.infer.predict import Predictor  # noqa: E402
 
@@ -142,8 +141,7 @@ def main() -> None:
             rows.append(row)
     result = summarise(rows, photos, args, time.time() - started)
     print_table(result)
-    atomic_write_bytes(Path(args.out), (json.dumps(result, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
 
 
 def _stats(xs) -> dict:
