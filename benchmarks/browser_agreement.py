@@ -33,7 +33,7 @@ from browser_common import machine, page_on_server  # sets sys.path
 
 from fake_camera import HAND_SIDE, HEIGHT, WIDTH, on_wall  # noqa: E402
 from report import write_report  # noqa: E402
-from handsign.hands.landmarks import detect  # noqa: E402
+from handsign.hands.landmarks import ATTEMPTS, detect, pad_photo  # noqa: E402
 from handsign.infer.predict import Predictor  # noqa: E402
 
 READ_IN_PAGE = """async ({urls, weights}) => {
@@ -66,14 +66,9 @@ def photo_frame(photo: Path) -> tuple[np.ndarray, float, tuple[int, int]]:
     return np.clip(np.rint(on_wall(photo)), 0, 255).astype(np.uint8), scale, ((WIDTH - tw) // 2, (HEIGHT - th) // 2)
 
 
-def padded(rgb: np.ndarray, fraction: float = 0.25) -> tuple[np.ndarray, float, tuple[int, int]]:
+def padded(rgb: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The photo padded as handsign.hands.landmarks pads it for its first attempt: (frame, scale 1, offset)."""
-    h, w = rgb.shape[:2]
-    pad = round(fraction * max(h, w))
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    out = np.empty((h + 2 * pad, w + 2 * pad, 3), dtype=np.uint8)
-    out[:] = np.median(border, axis=0).astype(np.uint8)
-    out[pad:pad + h, pad:pad + w] = rgb
+    out, pad = pad_photo(rgb, ATTEMPTS[0][2])
     return out, 1.0, (pad, pad)
 
 

@@ -57,7 +57,7 @@ def solutions(hands: int, complexity: int, pad: float = 0.0):
                                  min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def run(rgb, t_ms):
-        padded, px = landmarks._pad(rgb, pad) if pad else (rgb, 0)  # the photo route's border padding
+        padded, px = landmarks.pad_photo(rgb, pad) if pad else (rgb, 0)  # the photo route's border padding
         r = g.process(padded)
         h, w = padded.shape[:2]
         found = [(np.array([[p.x * w, p.y * h, p.z * w] for p in m.landmark], np.float32),
