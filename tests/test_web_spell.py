@@ -89,8 +89,10 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
         sync_api.expect(page.locator("#skeleton")).to_be_visible()
         page.screenshot(path=str(tmp_path / "spelling.png"), full_page=True)
         spelled = page.inner_text("#spelled")
-        # the page names the hand in a camera frame as the Python route names it in a photo (a Massey right
-        # hand: "Left", mediapipe.solutions' naming), though the Tasks API says "Right" (hands.js swaps it)
+        # hands.js's handedness and left follow mediapipe.solutions' naming, the one the features (and the model's
+        # training) use: a Massey right hand is "Left", left true, though the Tasks API says "Right" (hands.js swaps
+        # it). Not what `handsign predict` reports: its JSON "handedness" is the real hand, "Right" for this one
+        # (handsign.hands.landmarks.real_hand).
         for _ in range(10):  # a frame with a hand in it (not the pause, not a crossfade)
             hand = page.evaluate(HAND_IN_FRAME)
             if hand:
