@@ -21,7 +21,6 @@ JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -33,8 +32,8 @@ from PIL import Image
 from browser_common import machine, page_on_server  # sets sys.path
 
 from fake_camera import HAND_SIDE, HEIGHT, WIDTH, on_wall  # noqa: E402
-from handsign.files import atomic_write_bytes  # noqa: E402
-from handsign.hands.landmarks import detect  # noqa: E402
+from report import write_report  # noqa: E402
+from handsign.hands.landmarks import ATTEMPTS, detect, pad_photo  # noqa: E402
 from handsign.infer.predict import Predictor  # noqa: E402
 
 READ_IN_PAGE = """async ({urls, weights}) => {
@@ -67,14 +66,9 @@ def photo_frame(photo: Path) -> tuple[np.ndarray, float, tuple[int, int]]:
     return np.clip(np.rint(on_wall(photo)), 0, 255).astype(np.uint8), scale, ((WIDTH - tw) // 2, (HEIGHT - th) // 2)
 
 
-def padded(rgb: np.ndarray, fraction: float = 0.25) -> tuple[np.ndarray, float, tuple[int, int]]:
+def padded(rgb: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The photo padded as handsign.hands.landmarks pads it for its first attempt: (frame, scale 1, offset)."""
-    h, w = rgb.shape[:2]
-    pad = round(fraction * max(h, w))
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    out = np.empty((h + 2 * pad, w + 2 * pad, 3), dtype=np.uint8)
-    out[:] = np.median(border, axis=0).astype(np.uint8)
-    out[pad:pad + h, pad:pad + w] = rgb
+    out, pad = pad_photo(rgb, ATTEMPTS[0][2])
     return out, 1.0, (pad, pad)
 
 
@@ -142,8 +136,7 @@ def main() -> None:
             rows.append(row)
     result = summarise(rows, photos, args, time.time() - started)
     print_table(result)
-    atomic_write_bytes(Path(args.out), (json.dumps(result, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_report(args.out, result)
 
 
 def _stats(xs) -> dict:

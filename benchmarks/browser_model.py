@@ -24,7 +24,7 @@ import numpy as np
 
 from browser_common import REPO, machine, page_on_server  # sets sys.path
 
-from handsign.files import atomic_write_bytes  # noqa: E402
+from report import write_report  # noqa: E402
 
 MEASURE = """async ({hands, runs}) => {
   const features = await import("/static/features.js");
@@ -107,13 +107,11 @@ def main() -> None:
                         "ms_per_frame_max": round(float(ms.max()), 4),
                         "max_abs_prob_diff_vs_python": float(np.abs(np.array(x["probs"]) - want).max())}
     result["onnx_files"] = sizes
-    print(f"{'runtime':<55} {'bytes':>12} {'load ms':>8} {'ms/frame':>9} {'max':>8} {'max |p - python|':>17}")
-    for name, v in result.items():
-        if isinstance(v, dict) and "bytes" in v:
-            print(f"{name:<55} {v['bytes']:>12,} {v['load_ms']:>8.1f} {v['ms_per_frame_median']:>9.4f} "
-                  f"{v['ms_per_frame_max']:>8.4f} {v['max_abs_prob_diff_vs_python']:>17.2e}")
-    atomic_write_bytes(Path(args.out), (json.dumps(result, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_report(args.out, result,
+                 f"{'runtime':<55} {'bytes':>12} {'load ms':>8} {'ms/frame':>9} {'max':>8} {'max |p - python|':>17}",
+                 [f"{name:<55} {v['bytes']:>12,} {v['load_ms']:>8.1f} {v['ms_per_frame_median']:>9.4f} "
+                  f"{v['ms_per_frame_max']:>8.4f} {v['max_abs_prob_diff_vs_python']:>17.2e}"
+                  for name, v in result.items() if isinstance(v, dict) and "bytes" in v])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Goals (issue 26): >= 15 frames/s, <= 100 ms. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from browser_common import FAKE_CAMERA, machine, page_on_server, wait_until  # sets sys.path
 
 from fake_camera import spelling_clip  # noqa: E402
-from handsign.files import atomic_write_bytes  # noqa: E402
+from report import write_report  # noqa: E402
 
 COLLECT = """() => { window.benchFrames = [];
   document.addEventListener("handsign-frame", (e) => window.benchFrames.push(e.detail)); }"""
@@ -83,10 +82,8 @@ def main() -> None:
               "goals": {"frames_per_s": 15, "latency_ms": 100}}
     fps = [r["frames_per_s"] for r in runs]
     p50 = [r["latency_ms"]["p50"] for r in runs]
-    print(f"frames/s read: {min(fps)}-{max(fps)} (goal >= 15); latency p50 {min(p50)}-{max(p50)} ms (goal <= 100); "
-          f"load average {result['machine']['load_average']}")
-    atomic_write_bytes(Path(args.out), (json.dumps(result, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    write_report(args.out, result, f"frames/s read: {min(fps)}-{max(fps)} (goal >= 15); latency p50 {min(p50)}-"
+                                   f"{max(p50)} ms (goal <= 100); load average {result['machine']['load_average']}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from report import write_report  # noqa: E402
 from spell_video_helpers import spelled_frames  # noqa: E402
 
 from handsign.data.sources import KNOWN  # noqa: E402
@@ -57,7 +57,7 @@ def solutions(hands: int, complexity: int, pad: float = 0.0):
                                  min_detection_confidence=0.5, min_tracking_confidence=0.5)
 
     def run(rgb, t_ms):
-        padded, px = landmarks._pad(rgb, pad) if pad else (rgb, 0)  # the photo route's border padding
+        padded, px = landmarks.pad_photo(rgb, pad) if pad else (rgb, 0)  # the photo route's border padding
         r = g.process(padded)
         h, w = padded.shape[:2]
         found = [(np.array([[p.x * w, p.y * h, p.z * w] for p in m.landmark], np.float32),
@@ -161,17 +161,13 @@ def main():
     mean = {name: {k: round(float(np.mean([doc["people"][p][name][k] for p in a.people])), 4)
                    for k in doc["people"][a.people[0]][name]} for name in CANDIDATES}
     doc["mean"] = mean
-    print(f"\nmean over {len(a.people)} people, 640x480 @ {a.fps:g} fps, load {doc['machine']['load_at_start'][0]:.2f}"
-          f" -> {doc['machine']['load_at_end'][0]:.2f}")
-    print(f"{'candidate':<17} {'found':>6} {'same letter':>12} {'palms apart':>12} {'Left':>6} {'ms p50':>7} "
-          f"{'mean':>6}")
-    for name, m in mean.items():
-        print(f"{name:<17} {m['found']:>6.3f} {m['same_letter']:>12.3f} {m['distance_palms']:>12.3f} "
-              f"{m['mediapipe_left']:>6.3f} {m['ms_p50']:>7.1f} {m['ms_mean']:>6.1f}")
-    out = Path(a.out) / "spell-detectors.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_report(Path(a.out) / "spell-detectors.json", doc,
+                 f"\nmean over {len(a.people)} people, 640x480 @ {a.fps:g} fps, "
+                 f"load {doc['machine']['load_at_start'][0]:.2f} -> {doc['machine']['load_at_end'][0]:.2f}\n"
+                 f"{'candidate':<17} {'found':>6} {'same letter':>12} {'palms apart':>12} {'Left':>6} {'ms p50':>7} "
+                 f"{'mean':>6}",
+                 (f"{name:<17} {m['found']:>6.3f} {m['same_letter']:>12.3f} {m['distance_palms']:>12.3f} "
+                  f"{m['mediapipe_left']:>6.3f} {m['ms_p50']:>7.1f} {m['ms_mean']:>6.1f}" for name, m in mean.items()))
 
 
 if __name__ == "__main__":

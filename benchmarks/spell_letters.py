@@ -14,7 +14,6 @@ Prints a table and writes spell-letters.json. Landmarks are cached as usual (~/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -28,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from report import write_report  # noqa: E402
 from spell_video_helpers import spelled_frames  # noqa: E402
 
 from handsign.data.sources import KNOWN  # noqa: E402
@@ -85,16 +85,14 @@ def main():
             safe = "".join(c for c in LETTERS if all(r[c]["right"] == 1 and r[c]["mean_prob"] >= 0.8
                                                       for r in rows.values()))
             doc["people"][held] = {"seeds": rows, "safe": safe}
-    print(f"\n{'held out':<9} safe letters (every seed: {a.seeds})")
+    rows = []
     for held, d in doc["people"].items():
-        print(f"{held:<9} {d['safe']} ({len(d['safe'])} of 24)")
-        print(f"{'':<9} worst: " + ", ".join(
+        rows.append(f"{held:<9} {d['safe']} ({len(d['safe'])} of 24)")
+        rows.append(f"{'':<9} worst: " + ", ".join(
             f"{c} {min(r[c]['right'] for r in d['seeds'].values()):.2f}/"
             f"{min(r[c]['mean_prob'] for r in d['seeds'].values()):.2f}" for c in LETTERS if c not in d["safe"]))
-    out = Path(a.out) / "spell-letters.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_report(Path(a.out) / "spell-letters.json", doc, f"\n{'held out':<9} safe letters (every seed: {a.seeds})",
+                 rows)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # the video maker the tests use
 
+from report import write_report  # noqa: E402
 from spell_video_helpers import spelled_frames, write_video  # noqa: E402
 
 from handsign.data.sources import KNOWN  # noqa: E402
@@ -89,24 +90,21 @@ def main():
             doc["uhd"] = [uhd_run(Path(tmp), photo, seconds, a.backends[0]) for seconds in (1.0, a.uhd_seconds)]
     doc["machine"]["load_at_end"] = os.getloadavg()
 
-    print(f"640x480 @ 30 fps, {len(WORDS)} words, load {doc['machine']['load_at_start'][0]:.2f} -> "
-          f"{doc['machine']['load_at_end'][0]:.2f} on {os.cpu_count()} cores")
-    print(f"{'backend':<8} {'frames/s':>9} {'read':>6} {'landmarks':>10} {'model':>6} {'decoder':>8} "
-          f"{'total':>6}  text")
+    rows = []
     for backend, runs in doc["runs"].items():
         for x in runs:
             m = x["ms_per_frame"]
-            print(f"{backend:<8} {x['fps']:>9.1f} {m['read']:>6.2f} {m['landmarks']:>10.2f} {m['model']:>6.2f} "
-                  f"{m['decoder']:>8.3f} {m['total']:>6.2f}  {x['text']!r}")
-    print("(ms per frame; landmarks = MediaPipe tracking; model = features + MLP)")
-    for u in doc.get("uhd", []):
-        print(f"3840x2160, {u['seconds']:g} s: {u['frames']} frames, {u['fps']:.1f} frames/s (read "
-              f"{u['ms_per_frame']['read']:.1f} ms/frame), peak memory {u['max_rss_mb']} MB (the video decoded: "
-              f"{u['decoded_size_mb']} MB)")
-    out = Path(a.out) / "spell-speed.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+            rows.append(f"{backend:<8} {x['fps']:>9.1f} {m['read']:>6.2f} {m['landmarks']:>10.2f} {m['model']:>6.2f} "
+                        f"{m['decoder']:>8.3f} {m['total']:>6.2f}  {x['text']!r}")
+    rows.append("(ms per frame; landmarks = MediaPipe tracking; model = features + MLP)")
+    rows += [f"3840x2160, {u['seconds']:g} s: {u['frames']} frames, {u['fps']:.1f} frames/s (read "
+             f"{u['ms_per_frame']['read']:.1f} ms/frame), peak memory {u['max_rss_mb']} MB (the video decoded: "
+             f"{u['decoded_size_mb']} MB)" for u in doc.get("uhd", [])]
+    write_report(Path(a.out) / "spell-speed.json", doc,
+                 f"640x480 @ 30 fps, {len(WORDS)} words, load {doc['machine']['load_at_start'][0]:.2f} -> "
+                 f"{doc['machine']['load_at_end'][0]:.2f} on {os.cpu_count()} cores\n"
+                 f"{'backend':<8} {'frames/s':>9} {'read':>6} {'landmarks':>10} {'model':>6} {'decoder':>8} "
+                 f"{'total':>6}  text", rows)
 
 
 if __name__ == "__main__":

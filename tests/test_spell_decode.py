@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's handsign, even where an editable install points elsewhere
 
-from conftest import skip_or_fail  # noqa: E402
+from _twin_helpers import check_fixtures_regenerate, node_json, node_test  # noqa: E402
 from handsign.spell import DecoderSettings, Letter, StreamDecoder, decode  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "spell"
@@ -210,37 +208,23 @@ def test_bad_frames():
 
 
 def test_fixtures_are_what_the_generator_makes(tmp_path):
-    gen = FIXTURES / "make_fixtures.py"
-    subprocess.run([sys.executable, str(gen), str(tmp_path)], check=True, timeout=120)
-    made = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert made == [f"{n}.json" for n in NAMES]
-    for n in made:  # (a new numpy may draw other numbers: then regenerate, check and commit)
-        assert (tmp_path / n).read_bytes() == (FIXTURES / n).read_bytes(), f"{n}: rerun {gen.relative_to(REPO)}"
+    check_fixtures_regenerate(FIXTURES, NAMES, tmp_path)
 
 
 # ---------- JavaScript: handsign/web/spell.js ----------
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not on PATH: the JavaScript decoder (handsign/web/spell.js) is not tested")
-    return node
+UNTESTED = "the JavaScript decoder (handsign/web/spell.js)"  # without node
 
 
 def test_js_suite():
-    r = subprocess.run([_node(), "--test", "tests/js/spell.test.mjs"], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+    r = node_test("tests/js/spell.test.mjs", UNTESTED)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-# Prints {"defaults": DEFAULT_SETTINGS, "results": {name: decode(...)}} for every fixture. spell.js is loaded
-# from a data: URL when this Node is too old to see ES module syntax in a .js file (before 20.19 / 22.7).
+# Prints {"defaults": DEFAULT_SETTINGS, "results": {name: decode(...)}} for every fixture.
 JS_DECODE_ALL = """
-import fs from "node:fs";
-import { pathToFileURL } from "node:url";
 const [spell, dir] = process.argv.slice(1);
-const mod = await import(pathToFileURL(spell)).catch(() =>
-  import("data:text/javascript;base64," + fs.readFileSync(spell).toString("base64")));
+const mod = await load(spell);
 const results = {};
 for (const f of fs.readdirSync(dir).filter((x) => x.endsWith(".json"))) {
   const fx = JSON.parse(fs.readFileSync(`${dir}/${f}`, "utf8"));
@@ -251,11 +235,7 @@ console.log(JSON.stringify({ defaults: mod.DEFAULT_SETTINGS, results }));
 
 
 def test_js_matches_python():
-    r = subprocess.run([_node(), "--input-type=module", "-e", JS_DECODE_ALL, "--",
-                        str(REPO / "handsign" / "web" / "spell.js"), str(FIXTURES)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = node_json(JS_DECODE_ALL, [REPO / "handsign" / "web" / "spell.js", FIXTURES], UNTESTED)
     assert out["defaults"] == DecoderSettings().to_dict()
     assert sorted(out["results"]) == NAMES
     for name in NAMES:

@@ -12,8 +12,6 @@ bundled motion model (handsign/bundled/motion.json), feeding the decoder.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's handsign, even where an editable install points elsewhere
 
+from _twin_helpers import check_fixtures_regenerate, node_json, node_test  # noqa: E402
 from conftest import skip_or_fail  # noqa: E402
 from handsign.hands.features import hand_speed  # noqa: E402
 from handsign.spell import StreamDecoder, synth  # noqa: E402
@@ -143,37 +142,23 @@ def test_model_file_checks():
 
 
 def test_fixtures_are_what_the_generator_makes(tmp_path):
-    gen = FIXTURES / "make_fixtures.py"
-    subprocess.run([sys.executable, str(gen), str(tmp_path)], check=True, timeout=120)
-    made = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert made == [f"{n}.json" for n in NAMES]
-    for n in made:  # (a new numpy may draw other numbers: then regenerate, check and commit)
-        assert (tmp_path / n).read_bytes() == (FIXTURES / n).read_bytes(), f"{n}: rerun {gen.relative_to(REPO)}"
+    check_fixtures_regenerate(FIXTURES, NAMES, tmp_path)
 
 
 # ---------- JavaScript: handsign/web/motion.js ----------
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not on PATH: the JavaScript motion reader (handsign/web/motion.js) is not tested")
-    return node
+UNTESTED = "the JavaScript motion reader (handsign/web/motion.js)"  # without node
 
 
 def test_js_suite():
-    r = subprocess.run([_node(), "--test", "tests/js/motion.test.mjs"], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+    r = node_test("tests/js/motion.test.mjs", UNTESTED)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 # Prints {"defaults", "results": {name: {"outs": [...], "text"}}} for every fixture, read by motion.js + spell.js
-# as read() does. Modules come from data: URLs when this Node is too old to see ES modules in .js files.
+# as read() does.
 JS_READ_ALL = """
-import fs from "node:fs";
-import { pathToFileURL } from "node:url";
 const [motionJs, spellJs, modelPath, dir] = process.argv.slice(1);
-const load = (f) => import(pathToFileURL(f)).catch(() =>
-  import("data:text/javascript;base64," + fs.readFileSync(f).toString("base64")));
 const motion = await load(motionJs), spell = await load(spellJs);
 const model = JSON.parse(fs.readFileSync(modelPath, "utf8"));
 const results = {};
@@ -199,11 +184,7 @@ console.log(JSON.stringify({ defaults: motion.DEFAULT_MOTION_SETTINGS, results }
 
 def test_js_matches_python():
     web = REPO / "handsign" / "web"
-    r = subprocess.run([_node(), "--input-type=module", "-e", JS_READ_ALL, "--", str(web / "motion.js"),
-                        str(web / "spell.js"), str(BUNDLED_MODEL), str(FIXTURES)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = node_json(JS_READ_ALL, [web / "motion.js", web / "spell.js", BUNDLED_MODEL, FIXTURES], UNTESTED)
     assert out["defaults"] == MotionSettings().to_dict()
     assert sorted(out["results"]) == NAMES
     for name in NAMES:

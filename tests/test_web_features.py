@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import warnings
 import zipfile
@@ -21,6 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's handsign
 
+from _twin_helpers import node_test  # noqa: E402
 from conftest import skip_or_fail  # noqa: E402
 from handsign.hands.features import hand_features, hand_speed  # noqa: E402
 from handsign.hands.landmarks import Hand  # noqa: E402
@@ -62,19 +62,12 @@ def test_bundled_model_gives_the_fixture_probabilities(backend):
     assert [model.labels[i] for i in p.argmax(1)[:25]] == [h["label"] for h in FIXTURE["hands"][:25]]
 
 
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        skip_or_fail("node is not on PATH: the page's JavaScript (handsign/web/features.js) is not tested")
-    return node
-
-
 def test_js_features_and_model_match_python(client, tmp_path):
     """features.js and landmark_model.js (with the weights GET /models/asl/weights serves) against the fixture."""
     weights = tmp_path / "asl.safetensors"
     weights.write_bytes(client.get("/models/asl/weights").content)
-    r = subprocess.run([_node(), "--test", "tests/js/features.test.mjs"], cwd=REPO, capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "HANDSIGN_WEIGHTS": str(weights)})
+    r = node_test("tests/js/features.test.mjs", "the page's JavaScript (handsign/web/features.js)",
+                  env={**os.environ, "HANDSIGN_WEIGHTS": str(weights)})
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr
     assert "# skipped 0" in r.stdout and "# fail 0" in r.stdout
 

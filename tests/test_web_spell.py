@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from _serve_helpers import LiveServer
+from _browser_helpers import camera_context
 from conftest import skip_or_fail
 from fake_camera import spelling_clip
-from test_web_browser import ARGS, CHROMIUM, sync_api
+from test_web_browser import sync_api
 
 WORD, PERSON = "wild", "hand2"  # w, i, l, d: shapes far apart, read right on 5 of 5 of hand2's photos
 VENDOR = Path(__file__).resolve().parents[1] / "handsign" / "web" / "vendor" / "node_modules" / "@mediapipe"
@@ -63,53 +63,47 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
     app = create_app(["asl", "mnist"], backend="onnx")
     requests: list[str] = []
     errors: list[str] = []
-    args = ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                   f"--use-file-for-fake-video-capture={clip}"]
-    with LiveServer(app) as server, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            context = browser.new_context(viewport={"width": 1000, "height": 820})
-            context.grant_permissions(["camera"], origin=server.url)
-            page = context.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("console", lambda m: m.type == "error" and not MEDIAPIPE_CHATTER.search(m.text)
-                    and errors.append(m.text))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url + "/")
-            sync_api.expect(page.locator("#model")).to_be_enabled()
-            assert page.locator("#spell-box").is_hidden()
-            page.evaluate("document.addEventListener('handsign-frame', (e) => { window.labelsRead = e.detail.labels; })")
+    with camera_context(app, clip, viewport={"width": 1000, "height": 820}) as (server, context):
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("console", lambda m: m.type == "error" and not MEDIAPIPE_CHATTER.search(m.text)
+                and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url + "/")
+        sync_api.expect(page.locator("#model")).to_be_enabled()
+        assert page.locator("#spell-box").is_hidden()
+        page.evaluate("document.addEventListener('handsign-frame', (e) => { window.labelsRead = e.detail.labels; })")
 
-            page.click("#live")
-            sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "true")
-            sync_api.expect(page.locator("#route")).to_have_attribute("data-route", "browser", timeout=60_000)
-            sync_api.expect(page.locator("#route")).to_contain_text("no frame leaves this device")
-            # the clip loops (about 3.5 s a pass): the word, as a word of its own, within a few passes
-            sync_api.expect(page.locator("#spelled")).to_have_text(re.compile(rf"(^| ){WORD.upper()}( |$)"),
-                                                                   timeout=40_000)
-            sync_api.expect(page.locator("#fps")).to_have_text(re.compile(r"^(?!0\.0 )\d+\.\d frames/s$"))
-            assert page.evaluate("window.labelsRead") == 26  # the motion reader is on: 24 letters + j and z
-            # the next pass's first letter: the current letter large, upper case, its confidence, the hand's skeleton
-            sync_api.expect(page.locator("#label")).to_have_text(re.compile(r"^[A-Z]$"), timeout=15_000)
-            sync_api.expect(page.locator("#confidence")).to_have_text(re.compile(r"^\d+%$"))
-            sync_api.expect(page.locator("#skeleton")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "spelling.png"), full_page=True)
-            spelled = page.inner_text("#spelled")
-            # the page names the hand in a camera frame as the Python route names it in a photo (a Massey right
-            # hand: "Left", mediapipe.solutions' naming), though the Tasks API says "Right" (hands.js swaps it)
-            for _ in range(10):  # a frame with a hand in it (not the pause, not a crossfade)
-                hand = page.evaluate(HAND_IN_FRAME)
-                if hand:
-                    break
-            assert hand == {"handedness": "Left", "left": True}, hand
+        page.click("#live")
+        sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "true")
+        sync_api.expect(page.locator("#route")).to_have_attribute("data-route", "browser", timeout=60_000)
+        sync_api.expect(page.locator("#route")).to_contain_text("no frame leaves this device")
+        # the clip loops (about 3.5 s a pass): the word, as a word of its own, within a few passes
+        sync_api.expect(page.locator("#spelled")).to_have_text(re.compile(rf"(^| ){WORD.upper()}( |$)"),
+                                                               timeout=40_000)
+        sync_api.expect(page.locator("#fps")).to_have_text(re.compile(r"^(?!0\.0 )\d+\.\d frames/s$"))
+        assert page.evaluate("window.labelsRead") == 26  # the motion reader is on: 24 letters + j and z
+        # the next pass's first letter: the current letter large, upper case, its confidence, the hand's skeleton
+        sync_api.expect(page.locator("#label")).to_have_text(re.compile(r"^[A-Z]$"), timeout=15_000)
+        sync_api.expect(page.locator("#confidence")).to_have_text(re.compile(r"^\d+%$"))
+        sync_api.expect(page.locator("#skeleton")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "spelling.png"), full_page=True)
+        spelled = page.inner_text("#spelled")
+        # hands.js's handedness and left follow mediapipe.solutions' naming, the one the features (and the model's
+        # training) use: a Massey right hand is "Left", left true, though the Tasks API says "Right" (hands.js swaps
+        # it). Not what `handsign predict` reports: its JSON "handedness" is the real hand, "Right" for this one
+        # (handsign.hands.landmarks.real_hand).
+        for _ in range(10):  # a frame with a hand in it (not the pause, not a crossfade)
+            hand = page.evaluate(HAND_IN_FRAME)
+            if hand:
+                break
+        assert hand == {"handedness": "Left", "left": True}, hand
 
-            page.click("#live")  # stop: the camera stays on, the text stays
-            sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "false")
-            assert page.inner_text("#spelled").startswith(spelled)
-            page.click("#clear")
-            sync_api.expect(page.locator("#spelled")).to_have_text("")
-        finally:
-            browser.close()
+        page.click("#live")  # stop: the camera stays on, the text stays
+        sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "false")
+        assert page.inner_text("#spelled").startswith(spelled)
+        page.click("#clear")
+        sync_api.expect(page.locator("#spelled")).to_have_text("")
     sent = [u for u in requests if u.startswith(server.url + "/predict")]
     assert sent == [], f"frames went to the server: {sent[:3]}"
     # what the page did fetch: its own files, the model list, the weights and MediaPipe's files, all from handsign
@@ -128,30 +122,22 @@ def test_live_says_why_when_it_cannot_read_in_the_browser(photos, tmp_path):
     from handsign.serve import create_app
 
     clip = still_clip(photos[2], tmp_path / "l.y4m")
-    args = ARGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                   f"--use-file-for-fake-video-capture={clip}"]
-    with LiveServer(create_app(["asl"], backend="onnx")) as server, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["camera"], origin=server.url)
-            page = context.new_page()
-            page.add_init_script("delete globalThis.WebAssembly")
-            page.goto(server.url + "/")
-            sync_api.expect(page.locator("#model")).to_be_enabled()
-            page.click("#live")
-            sync_api.expect(page.locator("#route")).to_have_attribute("data-route", "server", timeout=30_000)
-            sync_api.expect(page.locator("#route")).to_contain_text("this browser has no WebAssembly")
-            page.click("#live")
+    with camera_context(create_app(["asl"], backend="onnx"), clip) as (server, context):
+        page = context.new_page()
+        page.add_init_script("delete globalThis.WebAssembly")
+        page.goto(server.url + "/")
+        sync_api.expect(page.locator("#model")).to_be_enabled()
+        page.click("#live")
+        sync_api.expect(page.locator("#route")).to_have_attribute("data-route", "server", timeout=30_000)
+        sync_api.expect(page.locator("#route")).to_contain_text("this browser has no WebAssembly")
+        page.click("#live")
 
-            page = context.new_page()
-            page.add_init_script("navigator.mediaDevices.getUserMedia = () => "
-                                 "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'))")
-            page.goto(server.url + "/")
-            sync_api.expect(page.locator("#model")).to_be_enabled()
-            page.click("#live")
-            sync_api.expect(page.locator("#error")).to_have_text("Camera unavailable: Requested device not found")
-            sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "false")
-            sync_api.expect(page.locator("#route")).to_be_hidden()
-        finally:
-            browser.close()
+        page = context.new_page()
+        page.add_init_script("navigator.mediaDevices.getUserMedia = () => "
+                             "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'))")
+        page.goto(server.url + "/")
+        sync_api.expect(page.locator("#model")).to_be_enabled()
+        page.click("#live")
+        sync_api.expect(page.locator("#error")).to_have_text("Camera unavailable: Requested device not found")
+        sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "false")
+        sync_api.expect(page.locator("#route")).to_be_hidden()

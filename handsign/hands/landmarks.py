@@ -131,9 +131,10 @@ def _process(graph, image: np.ndarray):
     return result
 
 
-def _pad(rgb: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
-    """Pad every side by `fraction` of the longer side with the border's median colour, so a hand cut
-    by the frame still looks like a hand on its background."""
+def pad_photo(rgb: np.ndarray, fraction: float) -> tuple[np.ndarray, int]:
+    """(H, W, 3) uint8 RGB -> (the image padded, the padding in pixels): every side padded by `fraction` of the
+    longer side with the border's median colour, so a hand cut by the frame still looks like a hand on its
+    background. How detect pads for each of its ATTEMPTS."""
     h, w = rgb.shape[:2]
     pad = round(fraction * max(h, w))
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
@@ -164,7 +165,7 @@ def detect(rgb: np.ndarray) -> Hand | None:
         rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
     with _lock:
         for complexity, confidence, fraction in ATTEMPTS:
-            padded, pad = _pad(rgb, fraction)
+            padded, pad = pad_photo(rgb, fraction)
             result = _process(_hands(complexity, confidence), padded)
             if result.multi_hand_landmarks:
                 break

@@ -66,6 +66,33 @@ def pairs_dict(pairs) -> dict[str, list[str]]:
     return out
 
 
+def check_fields(settings, own_checks: dict) -> None:
+    """A settings dataclass's fields, in order: each a finite number >= 0 (not a bool), but those named in
+    `own_checks` ({name: check(value), or None: checked elsewhere}): how DecoderSettings and MotionSettings
+    check theirs."""
+    for f in fields(settings):
+        v = getattr(settings, f.name)
+        if f.name in own_checks:
+            if own_checks[f.name] is not None:
+                own_checks[f.name](v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{f.name} must be a finite number >= 0, not {v!r}")
+
+
+def settings_from_dict(cls, d: dict, what: str):
+    """cls (a settings dataclass) from a (partial) dict: missing keys keep their defaults, unknown keys are an
+    error ("unknown WHAT settings: [...]")."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} settings: {sorted(unknown)}")
+    return cls(**d)
+
+
+def _strings(labels) -> None:
+    if not all(isinstance(x, str) for x in labels):
+        raise ValueError("motion_labels must be strings")
+
+
 @dataclass(frozen=True)
 class DecoderSettings:
     smooth_ms: float = 30.0   # ms, EMA time constant: damps one-frame noise, lags a change by about as much
@@ -85,15 +112,7 @@ class DecoderSettings:
         object.__setattr__(self, "motion_labels", tuple(self.motion_labels))
         pairs = letter_pairs(self.motion_bases, "motion_bases")
         object.__setattr__(self, "motion_bases", pairs)
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "motion_labels":
-                if not all(isinstance(x, str) for x in v):
-                    raise ValueError("motion_labels must be strings")
-            elif f.name == "motion_bases":
-                continue
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{f.name} must be a finite number >= 0, not {v!r}")
+        check_fields(self, {"motion_labels": _strings, "motion_bases": None})
         if self.min_prob > 1:
             raise ValueError(f"min_prob must be <= 1, not {self.min_prob!r}")
 
@@ -106,10 +125,7 @@ class DecoderSettings:
     @classmethod
     def from_dict(cls, d: dict) -> "DecoderSettings":
         """Settings from a (partial) dict: missing keys keep their defaults, unknown keys are an error."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown decoder settings: {sorted(unknown)}")
-        return cls(**d)
+        return settings_from_dict(cls, d, "decoder")
 
 
 @dataclass

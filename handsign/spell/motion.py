@@ -31,14 +31,13 @@ handsign/web/motion.js is the same reader in JavaScript, tested against it on te
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from handsign.hands.features import palm_size
-from handsign.spell.decode import letter_pairs, pairs_dict
+from handsign.spell.decode import check_fields, letter_pairs, pairs_dict, settings_from_dict
 
 MOTION_LETTERS = ("j", "z")
 
@@ -68,12 +67,7 @@ class MotionSettings:
         if sorted({m for m, _ in pairs}) != list(MOTION_LETTERS):
             raise ValueError(f"evidence needs letters for each of {list(MOTION_LETTERS)}")
         object.__setattr__(self, "evidence", pairs)
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "evidence":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{f.name} must be a finite number >= 0, not {v!r}")
+        check_fields(self, {"evidence": None})
         if self.evidence_top < 1 or self.evidence_top != int(self.evidence_top):
             raise ValueError(f"evidence_top must be a whole number >= 1, not {self.evidence_top!r}")
         if not self.gate_low < self.gate_high <= 1:
@@ -84,10 +78,7 @@ class MotionSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MotionSettings":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown motion settings: {sorted(unknown)}")
-        return cls(**d)
+        return settings_from_dict(cls, d, "motion")
 
 
 @dataclass
