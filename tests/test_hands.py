@@ -66,6 +66,23 @@ def test_detect_finds_a_hand_inside_a_real_photo(massey):
     assert detect(np.ascontiguousarray(rgb[y0:y1, x0:x1])) is not None
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 7, 3), (193, 17, 3), (480, 640, 3)])
+def test_pad_photo_surrounds_the_picture_with_its_border_median(shape):
+    """The padding detect uses (and whose pixels the landmarks, the cache and the trained models depend on):
+    the picture unchanged in the middle, every side `fraction` of the longer side of the border's median colour."""
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, shape).astype(np.uint8)
+    for fraction in (0.25, 0.5, 0.75):
+        padded, pad = landmarks.pad_photo(rgb, fraction)
+        h, w = shape[:2]
+        assert pad == round(fraction * max(h, w)) and padded.shape == (h + 2 * pad, w + 2 * pad, 3)
+        assert padded.dtype == np.uint8 and np.array_equal(padded[pad:pad + h, pad:pad + w], rgb)
+        border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+        colour = np.median(border, axis=0).astype(np.uint8)
+        frame = np.ones(padded.shape[:2], bool)
+        frame[pad:pad + h, pad:pad + w] = False
+        assert (padded[frame] == colour).all()
+
+
 @pytest.mark.parametrize("kind", ["gray", "noise", "tiny"])
 def test_no_hand_in_pictures_without_one(kind):
     rng = np.random.default_rng(0)

@@ -156,7 +156,7 @@ export class LiveSession {
     if (this.motion) probs = this.motion.push(t, points || null, !!left, probs);  // + j, z; null without a hand
     let motion = null;  // no previous hand: treated as still by the decoder
     if (points && points[0].length === 3 && this.prev) motion = handSpeed(this.prev.points, points, t - this.prev.t);
-    this.prev = points ? { t, points } : null;
+    if (points) this.prev = { t, points };  // kept across frames without a hand, as LetterStream (stream.py) does
     const added = this.decoder.push(t, probs, motion);
     const now = performance.now();
     this.times.push(now);
