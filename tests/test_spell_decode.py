@@ -116,10 +116,12 @@ def test_ema_step_response(fps):
 
 @pytest.mark.parametrize("fps", [60, 120, 240])
 def test_smoothing_is_in_time_not_frames(fps):
-    """A 45 ms dip to 0.45 inside a hold: the EMA (30 ms) keeps the smoothed a above min_prob at any frame
-    rate (0.45 + 0.4 exp(-45/30) = 0.54), so the hold does not split; unsmoothed it would (45 > 40 ms)."""
-    dip = [(300, None, 0, 0), (300, "a", 0.85, 0.1), (45, "a", 0.45, 0.1), (300, "a", 0.85, 0.1), (500, None, 0, 0)]
+    """A 45 ms dip to 0.35 inside a hold: the EMA (30 ms) keeps the smoothed a above min_prob (0.4) at any frame
+    rate (0.35 + 0.5 exp(-45/30) = 0.46), so the hold does not split; unsmoothed it would (45 > 40 ms)."""
+    dip = [(300, None, 0, 0), (300, "a", 0.85, 0.1), (45, "a", 0.35, 0.1), (300, "a", 0.85, 0.1), (500, None, 0, 0)]
+    assert DecoderSettings().min_prob == 0.4
     assert decode(_stream(fps, dip), LETTERS24)["text"] == "a"
+    assert decode(_stream(fps, dip), LETTERS24, {"smooth_ms": 0})["text"] == "aa"
 
 
 def test_labels_are_an_input():

@@ -6,7 +6,7 @@
 
 export const DEFAULT_SETTINGS = Object.freeze({
   smooth_ms: 30.0,      // ms, EMA time constant: damps one-frame noise, lags a change by about as much
-  min_prob: 0.5,        // 0-1, smoothed probability the argmax needs to count as held
+  min_prob: 0.4,        // 0-1, smoothed probability the argmax needs to count as held (decode.py: why 0.4)
   max_motion: 1.0,      // palm sizes/s: faster is moving between shapes (a guess: calibrate on recordings)
   motion_labels: Object.freeze(["j", "z"]),  // labels signed by moving: max_motion does not apply
   hold_ms: 100.0,       // ms steady to count as a letter
