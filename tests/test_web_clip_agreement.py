@@ -30,19 +30,17 @@ files (make install), mediapipe and the real data; with CI=true a missing one fa
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from _serve_helpers import LiveServer
-from conftest import skip_or_fail
 from fake_camera import spelling_frames
 from test_web_browser import ARGS, CHROMIUM, sync_api
-from test_web_spell import MEDIAPIPE_CHATTER, PERSON, VENDOR, WORD
+# photos: the fixture (the word's photos, with the same prerequisites: chromium, mediapipe, the npm files)
+from test_web_spell import MEDIAPIPE_CHATTER, WORD, photos  # noqa: F401
 
 FPS = 15  # half a camera's 30: half the work, and the decoder counts in ms, so the same word must come out
 # Thresholds, from what was measured on this clip (the commit message has the numbers: every frame alike, the
@@ -81,20 +79,6 @@ READ_CLIP = """async ({urls, times, model}) => {
   if (error) throw error;
   return { frames, text: session.text, labels: session.labels };
 }"""
-
-
-@pytest.fixture(scope="module")
-def photos(real_data_dir) -> list[Path]:
-    # the same word, person and prerequisites as tests/test_web_spell.py
-    root = real_data_dir / "asl_photos" / "massey"
-    if not root.is_dir():
-        skip_or_fail(f"{root} not found: the Massey photos")
-    if importlib.util.find_spec("mediapipe") is None:
-        skip_or_fail("mediapipe is not installed: both routes' hand models come from its wheel "
-                     "(pip install 'handsign[hands]')")
-    if not (VENDOR / "tasks-vision" / "vision_bundle.mjs").is_file():
-        skip_or_fail("@mediapipe/tasks-vision is not installed (make install, or npm ci --prefix handsign/web/vendor)")
-    return [sorted((root / c).glob(f"{PERSON}_*"))[0] for c in WORD]
 
 
 def python_route(frames: list[np.ndarray], times: list[float]) -> tuple[list, list[str], str]:
@@ -138,7 +122,7 @@ def browser_route(pngs: list[Path], times: list[float]) -> dict:
     return out
 
 
-def test_browser_and_python_read_a_clip_alike(photos, tmp_path):
+def test_browser_and_python_read_a_clip_alike(photos, tmp_path):  # noqa: F811 (the fixture)
     from handsign.hands.features import palm_size
 
     started = time.monotonic()
