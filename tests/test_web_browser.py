@@ -112,6 +112,7 @@ def test_upload_and_draw_in_browser(tmp_path):
     shot = Image.open(tmp_path / "page.png")
     assert shot.width >= 900
     if os.environ.get("HANDSIGN_SCREENSHOT"):
+        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
         for name in ("photo.png", "page.png"):  # HANDSIGN_SCREENSHOT=folder keeps them for a look
             shutil.copy(tmp_path / name, Path(os.environ["HANDSIGN_SCREENSHOT"]) / name)
     print(f"screenshot: {tmp_path / 'page.png'}; photo -> {letter!r}, drawing -> {digit!r}")

@@ -63,6 +63,7 @@ def test_photo_and_live_camera_read_a_real_hand(photo, tmp_path):
         sync_api.expect(page.locator("#live")).to_have_attribute("aria-pressed", "true")
         sync_api.expect(page.locator("#route")).to_have_attribute("data-route", "server", timeout=30_000)
         sync_api.expect(page.locator("#route")).to_contain_text("frames go to the server")
+        sync_api.expect(page.locator("#route")).to_contain_text("J and Z are read only in the browser")
         sync_api.expect(page.locator("#label")).to_have_text(LETTER.upper(), timeout=30_000)
         sync_api.expect(page.locator("#fps")).to_have_text(FPS_ABOVE_0, timeout=30_000)
         sync_api.expect(page.locator("#top li")).to_have_count(3)
@@ -77,5 +78,6 @@ def test_photo_and_live_camera_read_a_real_hand(photo, tmp_path):
     # the blocked MediaPipe files are console errors of their own; nothing else may be
     assert [e for e in errors if "/vendor/" not in e and "ERR_FAILED" not in e] == [], errors
     if os.environ.get("HANDSIGN_SCREENSHOT"):
+        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
         for name in ("upload.png", "live.png"):
             shutil.copy(tmp_path / name, Path(os.environ["HANDSIGN_SCREENSHOT"]) / name)

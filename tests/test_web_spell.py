@@ -72,6 +72,9 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
         page.goto(server.url + "/")
         sync_api.expect(page.locator("#model")).to_be_enabled()
         assert page.locator("#spell-box").is_hidden()
+        # the menu says the bundled asl reads j and z when spelling live (photos: its 24 static letters)
+        assert page.locator("#model option").all_inner_texts() == ["asl — 24 ASL letters + J, Z live",
+                                                                   "mnist — 10 digits"]
         page.evaluate("document.addEventListener('handsign-frame', (e) => { window.labelsRead = e.detail.labels; })")
 
         page.click("#live")
@@ -112,6 +115,7 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
     assert all(u.startswith(server.url) for u in requests), [u for u in requests if not u.startswith(server.url)]
     assert errors == [], errors
     if os.environ.get("HANDSIGN_SCREENSHOT"):  # HANDSIGN_SCREENSHOT=folder keeps it for a look
+        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "spelling.png", Path(os.environ["HANDSIGN_SCREENSHOT"]) / "spelling.png")
     print(f"spelled {spelled!r} from a {seconds:.1f} s clip; screenshot {tmp_path / 'spelling.png'}")
 

@@ -1,6 +1,6 @@
 // handsign page: pick a model, send a photo (file or camera) or a drawing to POST /predict and show the top 3, or
 // spell live from the camera (live.js: read in this browser where it can, else on the server).
-import { LiveSession, loadBrowserRoute } from "./live.js";
+import { LiveSession, loadBrowserRoute, readsJandZ } from "./live.js";
 import { drawingPad } from "./pad.js";
 
 const $ = (id) => document.getElementById(id);
@@ -50,7 +50,9 @@ async function loadModels() {
 function describe(m) {
   const asl = m.task === "sign_mnist" || m.task === "asl_photos";
   const kind = isDigitModel(m) ? "digits" : asl ? "ASL letters" : "classes";
-  return `${m.labels.length} ${kind}`;
+  // live spelling in the page adds the motion letters to such a model (live.js); photos read its own labels
+  const motion = m.browser && readsJandZ(m.labels) ? " + J, Z live" : "";
+  return `${m.labels.length} ${kind}${motion}`;
 }
 
 const isDigitModel = (m) => m && (m.task === "mnist" || (m.preprocess && m.preprocess.fit === "digit"));
@@ -287,7 +289,8 @@ async function startLive() {
   ui.live.disabled = false;
   if (!cameraOn || currentModel() !== model) { ui.route.hidden = true; return; }
   ui.route.textContent = browser ? "Live: read in this browser; no frame leaves this device."
-    : `Live: frames go to the server (POST /predict, 4 a second at most): the browser cannot read them here (${why}).`;
+    : `Live: frames go to the server (POST /predict, 4 a second at most): the browser cannot read them here (${why})` +
+      (readsJandZ(model.labels) ? "; J and Z are read only in the browser." : ".");
   ui.route.dataset.route = browser ? "browser" : "server";
   const labels = model.labels;
   const session = new LiveSession(ui.video, labels, {

@@ -46,7 +46,7 @@ async function loadMotionModel() {
 }
 
 // J and Z are read beside a model of the ASL letters: it has their handshapes (I, Y, D) and no j or z of its own.
-function readsJandZ(labels) {
+export function readsJandZ(labels) {
   return ["i", "y", "d"].every((x) => labels.includes(x)) && !labels.includes("j") && !labels.includes("z");
 }
 
