@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def import_or_skip_or_fail(module: str, reason: str):
         return __import__("importlib").import_module(module)
     except ImportError:
         skip_or_fail(reason, allow_module_level=True)
+
+
+def keep_screenshots(folder: Path, *names: str) -> None:
+    """HANDSIGN_SCREENSHOT=folder keeps a browser test's screenshots (files `names` in `folder`) for a look."""
+    keep = os.environ.get("HANDSIGN_SCREENSHOT")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy(folder / name, Path(keep) / name)
 
 
 @pytest.fixture(scope="session")

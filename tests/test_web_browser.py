@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from _serve_helpers import ASL_LABELS, LiveServer, make_models
-from conftest import import_or_skip_or_fail, skip_or_fail
+from conftest import import_or_skip_or_fail, keep_screenshots, skip_or_fail
 from handsign.serve import create_app
 
 CHROMIUM = os.environ.get("HANDSIGN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -111,10 +111,7 @@ def test_upload_and_draw_in_browser(tmp_path):
     assert unexpected == [], unexpected
     shot = Image.open(tmp_path / "page.png")
     assert shot.width >= 900
-    if os.environ.get("HANDSIGN_SCREENSHOT"):
-        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
-        for name in ("photo.png", "page.png"):  # HANDSIGN_SCREENSHOT=folder keeps them for a look
-            shutil.copy(tmp_path / name, Path(os.environ["HANDSIGN_SCREENSHOT"]) / name)
+    keep_screenshots(tmp_path, "photo.png", "page.png")
     print(f"screenshot: {tmp_path / 'page.png'}; photo -> {letter!r}, drawing -> {digit!r}")
 
 

@@ -6,14 +6,13 @@ tests/test_web_spell.py has the in-browser route."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from _browser_helpers import camera_context
+from conftest import keep_screenshots
 from fake_camera import still_clip
 from test_web_browser import sync_api
 
@@ -77,7 +76,4 @@ def test_photo_and_live_camera_read_a_real_hand(photo, tmp_path):
         assert sent >= 3 and len(predicts) == sent, (sent, len(predicts))
     # the blocked MediaPipe files are console errors of their own; nothing else may be
     assert [e for e in errors if "/vendor/" not in e and "ERR_FAILED" not in e] == [], errors
-    if os.environ.get("HANDSIGN_SCREENSHOT"):
-        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
-        for name in ("upload.png", "live.png"):
-            shutil.copy(tmp_path / name, Path(os.environ["HANDSIGN_SCREENSHOT"]) / name)
+    keep_screenshots(tmp_path, "upload.png", "live.png")

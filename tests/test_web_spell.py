@@ -12,15 +12,13 @@ playwright, the npm files (make install) and mediapipe (for the .task); with CI=
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from _browser_helpers import camera_context
-from conftest import skip_or_fail
+from conftest import keep_screenshots, skip_or_fail
 from fake_camera import spelling_clip
 from test_web_browser import sync_api
 
@@ -114,9 +112,7 @@ def test_live_spelling_in_the_browser_sends_no_frame(photos, tmp_path):
                                      "/vendor/tasks-vision/vision_bundle.mjs")} <= set(requests)
     assert all(u.startswith(server.url) for u in requests), [u for u in requests if not u.startswith(server.url)]
     assert errors == [], errors
-    if os.environ.get("HANDSIGN_SCREENSHOT"):  # HANDSIGN_SCREENSHOT=folder keeps it for a look
-        Path(os.environ["HANDSIGN_SCREENSHOT"]).mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "spelling.png", Path(os.environ["HANDSIGN_SCREENSHOT"]) / "spelling.png")
+    keep_screenshots(tmp_path, "spelling.png")
     print(f"spelled {spelled!r} from a {seconds:.1f} s clip; screenshot {tmp_path / 'spelling.png'}")
 
 
